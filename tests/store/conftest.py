@@ -2,12 +2,13 @@
 a driver are installed, a throwaway PostgreSQL cluster on a private unix socket.
 
 The PostgreSQL cluster needs the server binaries (``pg_ctl``, ``initdb``; Debian package
-``postgresql``) and the ``psycopg`` driver (``psycopg[binary]`` as a test dependency). Without either,
-the PostgreSQL cases are skipped with the reason.
+``postgresql``) and the ``psycopg`` driver (``psycopg[binary]`` as a test dependency). Without
+either, the PostgreSQL cases are skipped with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -65,11 +66,9 @@ class PgCluster:
                   "-o", options, "-w", "-t", "60", "start")
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
                       "-w", "stop")
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str) -> str:

@@ -34,11 +34,10 @@ def test_open_creates_parent_dir_and_migrates_to_head(tmp_path: Path) -> None:
 
 
 def test_open_twice_is_idempotent_and_keeps_data(db_url: str) -> None:
-    with Store.open(db_url) as first:
-        with first.session() as session:
-            session.add(Scan(kind="assess", subject="PACS1", status="done", operator="op",
-                             station="st", summary={}, radguard_version="0",
-                             started_at=datetime.now().astimezone()))
+    with Store.open(db_url) as first, first.session() as session:
+        session.add(Scan(kind="assess", subject="PACS1", status="done", operator="op",
+                         station="st", summary={}, radguard_version="0",
+                         started_at=datetime.now().astimezone()))
     with Store.open(db_url) as second, Store.open(db_url) as third:
         assert second.revision() == third.revision() == head_revision()
         with second.read_session() as session:

@@ -272,18 +272,20 @@ def _scans_out(session: Session, rows: Sequence[Scan]) -> list[ScanOut]:
     ids = [r.id for r in rows]
     if not ids:
         return []
-    items = dict(
-        session.execute(
+    items: dict[int | None, int] = {
+        scan_id: count
+        for scan_id, count in session.execute(
             select(ScanItem.scan_id, func.count()).where(ScanItem.scan_id.in_(ids))
             .group_by(ScanItem.scan_id)
-        ).tuples().all()
-    )
-    findings = dict(
-        session.execute(
+        )
+    }
+    findings: dict[int | None, int] = {
+        scan_id: count
+        for scan_id, count in session.execute(
             select(FindingRecord.scan_id, func.count()).where(FindingRecord.scan_id.in_(ids))
             .group_by(FindingRecord.scan_id)
-        ).tuples().all()
-    )
+        )
+    }
     return [
         ScanOut(
             id=r.id, kind=r.kind, subject=r.subject, started_at=r.started_at,
