@@ -1,9 +1,10 @@
 """Safe parsing of untrusted audit XML, shared by :mod:`.message` and :mod:`.schema`.
 
-Audit messages arrive from other nodes (the audit repository receives them by syslog), so the parser
-is hardened: no DTD loading, no entity substitution, no network access, no "huge tree" mode, a bound
-on the input size, and any document carrying a DOCTYPE is refused outright, which stops both external
-entities (XXE) and entity-expansion bombs ("billion laughs"). PS3.15 A.5.1 messages never need a DTD.
+Audit messages arrive from other nodes (the audit repository receives them by syslog), so the
+parser is hardened: no DTD loading, no entity substitution, no network access, no "huge tree" mode,
+a bound on the input size, and any document carrying a DOCTYPE is refused outright, which stops both
+external entities (XXE) and entity-expansion bombs ("billion laughs"). PS3.15 A.5.1 messages never
+need a DTD.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from radguard.errors import AuditSchemaError
 
 __all__ = ["MAX_MESSAGE_BYTES", "parse"]
 
-#: Largest audit message accepted (bytes). RFC 5425 receivers must take 32 KiB; messages listing many
-#: instances are larger, so the bound is generous but finite.
+#: Largest audit message accepted (bytes). RFC 5425 receivers must take 32 KiB; messages listing
+#: many instances are larger, so the bound is generous but finite.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
@@ -44,6 +45,11 @@ def parse(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> etree._Element:
             f"audit message of {len(data)} bytes exceeds the {max_bytes}-byte limit",
             remedy="split the event into several messages",
         )
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4]:
+        # UTF-16/32 would hide a DOCTYPE from the byte check below; PS3.15 A.6 sends UTF-8.
+        raise AuditSchemaError(
+            "audit message is not in an ASCII-compatible encoding (PS3.15 A.6 expects UTF-8)"
+        )
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         # Checked before parsing so that libxml2 never sees the internal subset at all.
         raise AuditSchemaError(
@@ -55,6 +61,7 @@ def parse(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> etree._Element:
     except etree.XMLSyntaxError as exc:
         raise AuditSchemaError(f"audit message is not well-formed XML: {exc}") from exc
     tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo = tree.docinfo
+    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise AuditSchemaError("audit message declares a DOCTYPE; refused")
     return root
