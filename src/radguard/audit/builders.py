@@ -1,14 +1,14 @@
 """Builders of the PS3.15 A.5.3 audit messages RadGuard emits, one function per message.
 
 Arguments are plain values (user and station names, patient IDs, study UIDs, outcome, description);
-each function returns an :class:`AuditMessage` ready for :meth:`AuditEmitter.emit`. Conventions shared
-by all of them:
+each function returns an :class:`AuditMessage` ready for :meth:`AuditEmitter.emit`. Conventions
+shared by all of them:
 
 - the AuditSource is the station (``AuditSourceID``) and site (``AuditEnterpriseSiteID``), type 4;
 - RadGuard itself appears as an application participant (``UserID`` = ``application``,
   ``NetworkAccessPointID`` = the station, type 1 machine name);
-- a patient is ParticipantObjectTypeCode 1, role 1, ID type RFC 3881 code 2 (Patient Number); a study
-  is type 2, role 3, ID type DCM 110180 (Study Instance UID);
+- a patient is ParticipantObjectTypeCode 1, role 1, ID type RFC 3881 code 2 (Patient Number); a
+  study is type 2, role 3, ID type DCM 110180 (Study Instance UID);
 - the 2023b schema requires ParticipantObjectName (or a query) on every object, so a patient's name
   is given in ``patient_names`` or else its ID is repeated, and a study's name is its UID;
 - ``when`` defaults to now, in UTC.
@@ -167,7 +167,8 @@ def _studies(
             life_cycle=life_cycle,
             name=uid,
             sop_classes=tuple(
-                SOPClass(uid=cls, number_of_instances=n) for cls, n in per_study.get(uid, {}).items()
+                SOPClass(uid=cls, number_of_instances=n)
+                for cls, n in per_study.get(uid, {}).items()
             ),
             encrypted=encrypted,
             anonymized=anonymized,
@@ -245,8 +246,9 @@ def data_export(
 ) -> AuditMessage:
     """Data Export (PS3.15 A.5.3.4): studies written to removable media (CD, USB...).
 
-    EventID 110106, action R. The medium (``media_id``: volume label or URI; ``media_type`` a CID 405
-    code, 110032 CD by default, 110030 USB) has role 110154 Destination Media; RadGuard role 110153.
+    EventID 110106, action R. The medium (``media_id``: volume label or URI; ``media_type`` a
+    CID 405 code, 110032 CD by default, 110030 USB) has role 110154 Destination Media; RadGuard has
+    role 110153.
     Studies carry life cycle 10 (Export), the Encrypted flag and, if given, the Anonymized flag;
     ``sop_classes`` maps a study UID to ``{SOP Class UID: number of instances}``.
     """
@@ -287,7 +289,8 @@ def data_import(
         _process(station, codes.ROLE_DESTINATION),
         _medium(media_id, media_type, codes.ROLE_SOURCE_MEDIA),
     ]
-    objects = _patients(patient_ids, patient_names) + _studies(study_uids, 2, sop_classes=sop_classes)
+    objects = _patients(patient_ids, patient_names)
+    objects += _studies(study_uids, 2, sop_classes=sop_classes)
     return _message(codes.IMPORT, ActionCode.CREATE, outcome, description, when,
                     participants, station, site, objects)
 
@@ -409,7 +412,7 @@ def query(
     description: str | None = None,
     when: datetime | None = None,
 ) -> AuditMessage:
-    """Query (PS3.15 A.5.3.10): a C-FIND (or other query) was issued by ``source`` to ``destination``.
+    """Query (PS3.15 A.5.3.10): ``source`` issued a C-FIND (or other query) to ``destination``.
 
     EventID 110112, action E. The query object is the SOP Class queried (type 2, role 3, ID type
     110181) with the encoded identifier ``query_bytes`` in ParticipantObjectQuery (base64) and the
@@ -458,7 +461,8 @@ def security_alert(
             details=tuple(("Alert Description", d.encode("utf-8")) for d in details),
         ))
     return _message(codes.SECURITY_ALERT, ActionCode.EXECUTE, outcome, description, when,
-                    participants, station, site, objects, type_codes=(codes.event_type(alert_type),))
+                    participants, station, site, objects,
+                    type_codes=(codes.event_type(alert_type),))
 
 
 def user_authentication(

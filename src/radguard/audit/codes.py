@@ -33,7 +33,7 @@ _DATA = "data/audit/dcm-codes.json"
 
 @dataclass(frozen=True, slots=True)
 class CodeTables:
-    """The parsed code file: its ``version`` and, per table name, ``{(scheme, code): CodedValue}``."""
+    """The parsed code file: ``version`` and, per table, ``{(scheme, code): CodedValue}``."""
 
     version: str
     tables: Mapping[str, Mapping[tuple[str, str], CodedValue]]
@@ -52,7 +52,10 @@ def load() -> CodeTables:
     raw = json.loads(resources.files("radguard").joinpath(_DATA).read_text(encoding="utf-8"))
     tables = {
         name: MappingProxyType(
-            {(r["scheme"], r["code"]): CodedValue(r["code"], r["scheme"], r["display"]) for r in rows}
+            {
+                (r["scheme"], r["code"]): CodedValue(r["code"], r["scheme"], r["display"])
+                for r in rows
+            }
         )
         for name, rows in raw["tables"].items()
     }

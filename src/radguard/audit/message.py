@@ -207,7 +207,9 @@ class AuditMessage:
         try:
             return cls(
                 event=_read_event(_one(root, "EventIdentification")),
-                participants=tuple(_read_participant(e) for e in root.iterfind("ActiveParticipant")),
+                participants=tuple(
+                    _read_participant(e) for e in root.iterfind("ActiveParticipant")
+                ),
                 source=_read_source(_one(root, "AuditSourceIdentification")),
                 objects=tuple(
                     _read_object(e) for e in root.iterfind("ParticipantObjectIdentification")
@@ -424,7 +426,9 @@ def _read_object(elem: etree._Element) -> ParticipantObject:
             for s in d.iterfind("SOPClass")
         ),
         studies=tuple(
-            _attr(s, "UID") for d in descs for s in d.iterfind("ParticipantObjectContainsStudy/StudyIDs")
+            _attr(s, "UID")
+            for d in descs
+            for s in d.iterfind("ParticipantObjectContainsStudy/StudyIDs")
         ),
         accessions=tuple(_attr(a, "Number") for d in descs for a in d.iterfind("Accession")),
         mpps=tuple(_attr(m, "UID") for d in descs for m in d.iterfind("MPPS")),
