@@ -1,0 +1,153 @@
+"""Optional scanning engines: YARA rules (yara-python) and ClamAV (clamd socket or clamscan).
+
+An engine that is absent or fails is stated in the report (``engines`` and ``media.engine-unavailable``
+findings), never hidden.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from radguard.dicomio.source import ByteSource, MemorySource
+from radguard.findings import Finding
+from radguard.media import checks
+
+__all__ = ["EngineConfig", "Engines"]
+
+YARA_MAX_BYTES = 64 * 1024 * 1024
+YARA_TIMEOUT = 10
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Which engines to use: YARA rule folders (shipped rules always), ClamAV socket or binary."""
+
+    yara: bool = True
+    rules_dirs: tuple[str, ...] = ()
+    clamd_socket: str = ""
+    clamscan: str = ""
+
+
+@dataclass
+class Engines:
+    """Engines loaded once per worker process."""
+
+    config: EngineConfig
+    rules: Any = None
+    status: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, config: EngineConfig) -> Engines:
+        eng = cls(config)
+        if config.yara:
+            try:
+                import yara
+            except ImportError:
+                eng.status["yara"] = "not installed (pip install 'radguard[yara]')"
+            else:
+                files: dict[str, str] = {}
+                shipped = resources.files("radguard.data.yara")
+                for item in shipped.iterdir():
+                    if item.name.endswith((".yar", ".yara")):
+                        files[f"radguard:{item.name}"] = str(item)
+                for d in config.rules_dirs:
+                    for p in sorted(Path(d).glob("**/*.yar*")):
+                        files[f"local:{p.relative_to(d)}"] = str(p)
+                try:
+                    eng.rules = yara.compile(filepaths=files)
+                    eng.status["yara"] = f"yara {yara.__version__}, {len(files)} rule files"
+                except yara.Error as exc:
+                    eng.status["yara"] = f"rules failed to compile: {exc}"
+        else:
+            eng.status["yara"] = "disabled"
+        if config.clamd_socket:
+            eng.status["clamav"] = f"clamd at {config.clamd_socket}"
+        elif config.clamscan:
+            eng.status["clamav"] = f"clamscan at {config.clamscan}"
+        else:
+            eng.status["clamav"] = "not configured: files were not checked by an antivirus"
+        return eng
+
+    def scan(self, rel: str, src: ByteSource, local_path: str | None) -> list[Finding]:
+        out: list[Finding] = []
+        if self.rules is not None:
+            out.extend(self._yara(rel, src, local_path))
+        if self.config.clamd_socket:
+            out.extend(self._clamd(rel, src))
+        elif self.config.clamscan and local_path is not None:
+            out.extend(self._clamscan(rel, local_path))
+        return out
+
+    def _yara(self, rel: str, src: ByteSource, local_path: str | None) -> list[Finding]:
+        import yara
+
+        try:
+            if isinstance(src, MemorySource):
+                matches = self.rules.match(data=src.data, timeout=YARA_TIMEOUT)
+            elif local_path is not None:
+                matches = self.rules.match(local_path, timeout=YARA_TIMEOUT)
+            elif src.size <= YARA_MAX_BYTES:
+                matches = self.rules.match(data=src.read_at(0, src.size), timeout=YARA_TIMEOUT)
+            else:
+                return [checks.check("media.engine-unavailable").finding(
+                    f"YARA skipped: {src.size} bytes inside an image exceed {YARA_MAX_BYTES}",
+                    path=rel, engine="yara")]
+        except yara.Error as exc:
+            return [checks.check("media.engine-unavailable").finding(f"YARA failed: {exc}",
+                                                                      path=rel, engine="yara")]
+        return [
+            checks.check("media.yara-match").finding(
+                f"YARA rule {m.rule}: {m.meta.get('description', '')}".rstrip(": "), path=rel,
+                rule=m.rule, namespace=m.namespace)
+            for m in matches
+        ]
+
+    def _clamd(self, rel: str, src: ByteSource) -> list[Finding]:
+        """Stream the file to clamd with INSTREAM (clamd's documented protocol)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(60)
+                sock.connect(self.config.clamd_socket)
+                sock.sendall(b"zINSTREAM\0")
+                pos = 0
+                while pos < src.size:
+                    chunk = src.read_at(pos, 1024 * 1024)
+                    sock.sendall(struct.pack(">I", len(chunk)) + chunk)
+                    pos += len(chunk)
+                sock.sendall(struct.pack(">I", 0))
+                reply = sock.recv(4096).rstrip(b"\0").decode("utf-8", "replace")
+        except OSError as exc:
+            return [checks.check("media.engine-unavailable").finding(
+                f"clamd unavailable: {exc}", path=rel, engine="clamav")]
+        if reply.endswith("FOUND"):
+            name = reply.split(":", 1)[-1].rsplit(" ", 1)[0].strip()
+            return [checks.check("media.antivirus-detection").finding(f"ClamAV: {name}", path=rel,
+                                                                      signature=name)]
+        if not reply.endswith("OK"):
+            return [checks.check("media.engine-unavailable").finding(f"clamd: {reply}", path=rel,
+                                                                      engine="clamav")]
+        return []
+
+    def _clamscan(self, rel: str, local_path: str) -> list[Finding]:
+        try:
+            proc = subprocess.run([self.config.clamscan, "--no-summary", "--stdout", local_path],
+                                  capture_output=True, text=True, timeout=300, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return [checks.check("media.engine-unavailable").finding(f"clamscan failed: {exc}",
+                                                                      path=rel, engine="clamav")]
+        if proc.returncode == 1:
+            line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "FOUND"
+            name = line.split(":", 1)[-1].replace("FOUND", "").strip()
+            return [checks.check("media.antivirus-detection").finding(f"ClamAV: {name}", path=rel,
+                                                                      signature=name)]
+        if proc.returncode != 0:
+            return [checks.check("media.engine-unavailable").finding(
+                f"clamscan exit {proc.returncode}: {proc.stderr.strip()[:200]}", path=rel,
+                engine="clamav")]
+        return []

@@ -1,0 +1,217 @@
+"""``media scan``: the verdict on every file of a medium, and on the medium (MITA CSP 1-2015: read
+outside media on an offline PC before anything reaches PACS).
+
+Files are inspected on a process pool (:mod:`radguard.engine`); medium-level checks (DICOMDIR,
+cross-file identity, links, special files) run once all files are in.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import secrets
+import unicodedata
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from radguard import __version__
+from radguard.dicomio import ReadLimits
+from radguard.findings import Finding, Verdict, worst
+from radguard.media import checks
+from radguard.media.engines import EngineConfig, Engines
+from radguard.media.inspect import InspectOptions, inspect_entry
+from radguard.media.interface import FileReport, MediumReport
+from radguard.media.medium import Entry, Medium, MediumSpec, open_medium, reopen
+from radguard.media.signatures import load_table
+
+__all__ = ["ScanOptions", "scan_medium"]
+
+ProgressFn = Callable[[int, int, str], None]
+FILE_ID_COMPONENT = re.compile(r"^[A-Z0-9_]{1,8}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    """How to scan: reader limits, worker processes, engines, and the per-scan identity salt."""
+
+    limits: ReadLimits = field(default_factory=ReadLimits)
+    workers: int = 1
+    engines: EngineConfig = field(default_factory=EngineConfig)
+    salt: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+
+
+@dataclass
+class _WorkerState:
+    medium: Medium
+    options: InspectOptions
+    engines: Engines
+
+
+def _init_worker(spec: MediumSpec, options: InspectOptions, engine_config: EngineConfig
+                 ) -> _WorkerState:
+    return _WorkerState(reopen(spec), options, Engines.load(engine_config))
+
+
+def _inspect(state: _WorkerState, entry: Entry) -> FileReport:
+    return inspect_entry(state.medium, entry, state.options, state.engines)
+
+
+def _name_problem(rel: str) -> str | None:
+    if "\ufffd" in rel:
+        return "bytes that are not valid UTF-8"
+    if any(unicodedata.category(ch) == "Cc" for ch in rel):
+        return "control characters"
+    return None
+
+
+def _entry_findings(entries: Iterable[Entry]) -> Iterator[Finding]:
+    for e in entries:
+        if e.kind == "symlink":
+            yield checks.check("media.symlink").finding(f"symbolic link to {e.target!r} (not followed)",
+                                                        path=e.rel, target=e.target)
+        elif e.kind == "special":
+            yield checks.check("media.special-file").finding(f"{e.note} on the medium", path=e.rel)
+        elif e.kind == "unreadable":
+            yield checks.check("media.unreadable").finding(e.note, path=e.rel)
+        elif e.kind == "file" and e.nlink > 1:
+            yield checks.check("media.hard-link").finding(f"file has {e.nlink} hard links",
+                                                          path=e.rel)
+        problem = _name_problem(e.rel)
+        if problem:
+            yield checks.check("media.filename-unsafe").finding(
+                f"file name has {problem}", path=e.rel.encode("unicode_escape").decode("ascii"))
+
+
+def _resolve_file_id(base: str, file_id: str) -> tuple[str | None, str | None]:
+    """Resolve a Referenced File ID (PS3.10 8.2, PS3.3 F.3.2.2) relative to the DICOMDIR's folder.
+
+    Returns (relative path, None) or (None, reason it escapes or is invalid).
+    """
+    parts = file_id.split("\\")
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part or ":" in part or "\x00" in part:
+            return None, f"component {part!r} is not allowed"
+    if len(parts) > 8:
+        return None, "more than 8 components"
+    rel = posixpath.normpath(posixpath.join(base, *parts))
+    if rel.startswith("../") or rel == ".." or rel.startswith("/"):
+        return None, "leaves the medium"
+    return rel, None
+
+
+def _dicomdir_findings(files: list[FileReport]) -> Iterator[Finding]:
+    dirs = [f for f in files if f.kind == "dicomdir"]
+    if not dirs:
+        return
+    by_path = {f.path: f for f in files}
+    by_upper: dict[str, FileReport] = {f.path.upper(): f for f in files}
+    listed: set[str] = set()
+    for d in dirs:
+        base = posixpath.dirname(d.path)
+        listed.add(d.path)
+        for file_id, uid in d.references:
+            rel, reason = _resolve_file_id(base, file_id)
+            if rel is None:
+                yield checks.check("dicomdir.reference-escapes").finding(
+                    f"Referenced File ID {file_id!r}: {reason}", path=d.path, file_id=file_id)
+                continue
+            if not all(FILE_ID_COMPONENT.match(p) for p in file_id.split("\\")):
+                pass  # lower case or long names are common and harmless once resolved inside
+            target = by_path.get(rel) or by_upper.get(rel.upper())
+            if target is None:
+                yield checks.check("dicomdir.missing-file").finding(
+                    f"Referenced File ID {file_id!r} is not on the medium", path=d.path,
+                    file_id=file_id)
+                continue
+            listed.add(target.path)
+            have = target.identity.get("sop_instance_uid", "")
+            if uid and have and uid != have:
+                yield checks.check("dicomdir.uid-mismatch").finding(
+                    f"record for {target.path} names SOP Instance UID {uid}, the file holds {have}",
+                    path=target.path)
+    for f in files:
+        if f.kind == "dicom" and f.path not in listed:
+            yield checks.check("dicomdir.unlisted-file").finding(
+                "DICOM file not listed in any DICOMDIR", path=f.path)
+
+
+def _identity_findings(files: list[FileReport]) -> Iterator[Finding]:
+    studies: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for f in files:
+        study = f.identity.get("study_uid")
+        if not study or f.kind != "dicom":
+            continue
+        for key in ("h_patient_id", "h_patient_name", "h_birth_date"):
+            studies[study][key].add(f.identity.get(key, ""))
+    labels = {"h_patient_id": "Patient ID/Issuer", "h_patient_name": "Patient's Name",
+              "h_birth_date": "Patient's Birth Date"}
+    for study, keys in sorted(studies.items()):
+        differ = [labels[k] for k, values in keys.items() if len(values) > 1]
+        if differ:
+            yield checks.check("study.identity-mismatch").finding(
+                f"files of study {study} disagree on {', '.join(differ)}", study_uid=study,
+                attributes=differ)
+
+
+def scan_medium(path: str | os.PathLike[str], options: ScanOptions | None = None,
+                progress: ProgressFn | None = None) -> MediumReport:
+    """Scan a folder, mount point, ISO image or single file; never writes to it.
+
+    Parameters
+    ----------
+    path: the medium.
+    options: limits, workers, engines.
+    progress: called as ``progress(done, total, rel_path)`` after each file.
+
+    Raises
+    ------
+    MediumUnreadable
+        The medium itself cannot be opened (a file that cannot be read is a finding instead).
+    """
+    options = options or ScanOptions()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    medium = open_medium(path)
+    try:
+        entries = list(medium.entries())
+    finally:
+        medium.close()
+    regular = [e for e in entries if e.kind == "file"]
+    inspect_opts = InspectOptions(options.limits, options.salt)
+    reports: list[FileReport] = []
+    total = len(regular)
+    for report in _run(medium.spec, regular, inspect_opts, options):
+        reports.append(report)
+        if progress is not None:
+            progress(len(reports), total, report.path)
+    reports.sort(key=lambda r: r.path)
+    medium_findings = [*_entry_findings(entries), *_dicomdir_findings(reports),
+                       *_identity_findings(reports)]
+    engines_status = Engines.load(options.engines).status
+    verdict = worst([*(r.verdict for r in reports),
+                     *(checks.check(f.check_id).verdict for f in medium_findings)])
+    return MediumReport(
+        path=str(path),
+        medium_kind=medium.spec.kind,
+        verdict=verdict if reports or medium_findings else Verdict.CLEAN,
+        files=tuple(reports),
+        findings=tuple(medium_findings),
+        started=started,
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        engines=engines_status,
+        tables={"radguard-media-signatures": load_table().version,
+                "radguard-media-checks": f"{__version__}/{len(checks.REGISTRY)} checks"},
+        radguard_version=__version__,
+    )
+
+
+def _run(spec: MediumSpec, entries: list[Entry], inspect_opts: InspectOptions,
+         options: ScanOptions) -> Iterator[FileReport]:
+    from radguard.engine import run_batched
+
+    workers = min(options.workers, max(1, len(entries) // 8)) if entries else 1
+    yield from run_batched(_inspect, entries, initializer=_init_worker,
+                           initargs=(spec, inspect_opts, options.engines), workers=workers,
+                           batch_size=16)
