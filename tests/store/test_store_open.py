@@ -157,10 +157,11 @@ def test_concurrent_first_open_from_several_processes(tmp_path: Path) -> None:
         "from radguard.store import Store\n"
         "Store.open(sys.argv[1]).close()\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE)
-             for _ in range(4)]
-    # Then every one succeeds and the schema is migrated once
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(4)]
+    # Then every one succeeds silently (the library never prints) and the schema is migrated once
     for proc in procs:
-        _, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
+        assert (out, err) == (b"", b"")
     assert current_revision(url) == head_revision()
