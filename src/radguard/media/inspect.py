@@ -285,6 +285,8 @@ def _identity(result: WalkResult, salt: bytes) -> dict[str, str]:
         "sop_instance_uid": v(0x00080018) or result.meta.get(0x00020003, "") or "",
         "sop_class_uid": v(0x00080016) or result.meta.get(0x00020002, "") or "",
         "transfer_syntax": result.transfer_syntax or "",
+        "p_patient_id": v(0x00100020) or "",
+        "p_issuer": v(0x00100021) or "",
         "h_patient_id": _hash(salt, (v(0x00100020) or "") and
                               (v(0x00100020) or "") + "^" + (v(0x00100021) or "")),
         "h_patient_name": _hash(salt, v(0x00100010)),

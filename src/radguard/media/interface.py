@@ -12,6 +12,9 @@ __all__ = ["FileKind", "FileReport", "MediumReport", "SCHEMA_VERSION"]
 
 FileKind = Literal["dicom", "dicomdir", "other"]
 SCHEMA_VERSION = "1"
+PUBLIC_IDENTITY_KEYS = frozenset({"study_uid", "series_uid", "sop_instance_uid", "sop_class_uid",
+                                  "transfer_syntax"})
+"""Identity keys that may leave the process (UIDs); patient values and hashes never do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +43,7 @@ class FileReport:
             "size": self.size,
             "verdict": self.verdict.label,
             "findings": [f.to_dict() for f in self.findings],
-            "uids": {k: v for k, v in self.identity.items() if not k.startswith("h_")},
+            "uids": {k: v for k, v in self.identity.items() if k in PUBLIC_IDENTITY_KEYS},
         }
 
 

@@ -1,0 +1,80 @@
+"""The ``radguard`` command line (Typer + Rich). Subcommand groups live one per module."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from radguard import __version__
+from radguard.cli import media
+from radguard.cli.common import fail
+from radguard.config import load_settings
+from radguard.errors import RadGuardError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="radguard",
+    help="RadGuard: cybersecurity for medical-imaging departments (MITA CSP 1-2015, DICOM PS3.15).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(media.app, name="media")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"radguard {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", envvar="RADGUARD_CONFIG",
+                                                help="Config file (TOML).")] = None,
+    home: Annotated[Path | None, typer.Option("--home", help="Data directory (default "
+                                              "$RADGUARD_HOME or ~/.local/share/radguard).")] = None,
+    database_url: Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL "
+                                                     "of the store.")] = None,
+    operator: Annotated[str | None, typer.Option("--operator", help="Operator name for audit "
+                                                 "and custody records.")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug | info | warning")] = "warning",
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Global options; every setting can also come from RADGUARD_* variables or the config file."""
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING),
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        ctx.obj = load_settings(config, home=str(home) if home else None,
+                                database_url=database_url, operator=operator)
+    except RadGuardError as exc:
+        fail(exc)
+
+
+def _register_optional() -> None:
+    """Subcommand groups of other subsystems, added as they land (one module each)."""
+    import importlib
+
+    for module, name in (("radguard.cli.quarantine", "quarantine"), ("radguard.cli.keys", "keys"),
+                         ("radguard.cli.deid", "deid"), ("radguard.cli.assess", "assess"),
+                         ("radguard.cli.audit", "audit")):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        app.add_typer(mod.app, name=name)
+
+
+_register_optional()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

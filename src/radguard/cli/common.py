@@ -1,0 +1,104 @@
+"""What every CLI command shares: settings from the context, consoles, output and error handling.
+
+The CLI is the only code that prints (DESIGN.md); it stays thin: parse, call the library, render.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from radguard.config import Settings, load_settings
+from radguard.errors import RadGuardError
+
+__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "err_console", "fail", "get_settings",
+           "progress_bar", "write_output"]
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+T = TypeVar("T")
+
+
+def get_settings(ctx: typer.Context) -> Settings:
+    """The settings resolved by the root callback (config file, environment, global options)."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, Settings):
+        return obj
+    return load_settings()
+
+
+def fail(exc: RadGuardError | str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print an operator-readable error (what, to what, what next) and exit."""
+    if isinstance(exc, RadGuardError):
+        err_console.print(f"[bold red]error:[/] {exc.subject + ': ' if exc.subject else ''}"
+                          f"{exc.message}", highlight=False, markup=True)
+        if exc.remedy:
+            err_console.print(f"[bold]what to do:[/] {exc.remedy}", highlight=False)
+    else:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(code)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run ``fn``; turn RadGuard errors into a clean exit 2."""
+    try:
+        return fn()
+    except RadGuardError as exc:
+        fail(exc)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, *, enabled: bool | None = None
+                 ) -> Iterator[Callable[[int, int, str], None]]:
+    """A Rich progress bar on stderr when it is a terminal; a no-op callback otherwise."""
+    show = err_console.is_terminal if enabled is None else enabled
+    if not show:
+        yield lambda done, total, item: None
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), TextColumn("{task.fields[item]}", style="dim"),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=None, item="")
+
+        def update(done: int, total: int, item: str) -> None:
+            progress.update(task, completed=done, total=total, item=item[-50:])
+
+        yield update
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """Write ``text`` to ``output`` atomically (temp file, fsync, rename), or to stdout."""
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, output)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def json_default(value: Any) -> Any:
+    return str(value)
