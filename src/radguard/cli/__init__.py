@@ -56,20 +56,27 @@ def root(
         fail(exc)
 
 
+OPTIONAL_MODULES = (
+    "radguard.cli.custody",  # media sanitize / media import, quarantine, keys (issue: import path)
+    "radguard.cli.export",  # media export / media open (encrypted PDI media)
+    "radguard.cli.deid",  # deid, deid verify
+    "radguard.cli.assess",  # assess
+    "radguard.cli.audit",  # audit serve / search / verify / alerts / stats / rules
+)
+"""CLI modules of the subsystems; each defines ``register(app, media_app)``."""
+
+
 def _register_optional() -> None:
-    """Subcommand groups of other subsystems, added as they land (one module each)."""
     import importlib
 
-    for module, name in (("radguard.cli.quarantine", "quarantine"), ("radguard.cli.keys", "keys"),
-                         ("radguard.cli.deid", "deid"), ("radguard.cli.assess", "assess"),
-                         ("radguard.cli.audit", "audit")):
+    for module in OPTIONAL_MODULES:
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name == module:
                 continue
             raise
-        app.add_typer(mod.app, name=name)
+        mod.register(app, media.app)
 
 
 _register_optional()
