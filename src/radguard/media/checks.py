@@ -153,8 +153,10 @@ _define("dicom.limit-exceeded", _SEV.MEDIUM, _S, "The file exceeds a limit of th
         codes=("limit-exceeded",), limits=("max_file_size", "max_value_length", "max_seconds", "meta"))
 _define("dicom.meta-group-length", _SEV.MEDIUM, _S, "(0002,0000) File Meta Information Group Length "
         "lies about the group's size (PS3.10 7.1).", _REVIEW, codes=("meta-group-length-mismatch",))
-_define("dicom.meta-incomplete", _SEV.LOW, _S, "File Meta Information lacks the Transfer Syntax UID; "
-        "the encoding had to be guessed.", _REVIEW, codes=("meta-missing-transfer-syntax",))
+_define("dicom.meta-incomplete", _SEV.LOW, _C, "File Meta Information lacks the Transfer Syntax UID; "
+        "the encoding was recognised from the data set (a broken walk is reported by its own "
+        "check).", "None needed; sanitising writes complete File Meta Information.",
+        codes=("meta-missing-transfer-syntax",))
 _define("dicom.no-file-meta", _SEV.LOW, _S, "No preamble, DICM prefix or File Meta Information: not "
         "a PS3.10 file as IHE PDI media require.", "Import only after rebuilding the file "
         "(radguard media sanitize).", codes=("no-file-meta",))

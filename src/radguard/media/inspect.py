@@ -7,6 +7,7 @@ an unreadable file is a finding.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from radguard.media.signatures import SignatureTable, load_table
 
 __all__ = ["InspectOptions", "inspect_entry"]
 
+_log = logging.getLogger(__name__)
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 SCAN_CHUNK = 1024 * 1024
 MAX_CONTENT_SCAN = 256 * 1024 * 1024
@@ -232,6 +234,19 @@ def _dicomdir_refs(src: ByteSource) -> tuple[tuple[str, str], ...] | str:
 
 def inspect_entry(medium: Medium, entry: Entry, options: InspectOptions,
                   engines: Engines | None = None) -> FileReport:
+    """Inspect one regular file of ``medium``; an unexpected failure becomes a finding, not a crash."""
+    try:
+        return _inspect_entry(medium, entry, options, engines)
+    except Exception as exc:  # invariant 3: a hostile file is a finding, never a crash
+        _log.exception("inspecting %s failed", entry.rel)
+        f = checks.check("media.unreadable").finding(
+            f"could not be inspected ({type(exc).__name__}: {exc}); treat it as suspicious",
+            path=entry.rel)
+        return FileReport(entry.rel, "other", entry.size, None, Verdict.SUSPICIOUS, (f,))
+
+
+def _inspect_entry(medium: Medium, entry: Entry, options: InspectOptions,
+                   engines: Engines | None = None) -> FileReport:
     """Inspect one regular file of ``medium``: never raises for bad content.
 
     Returns

@@ -209,6 +209,7 @@ class IsoMedium:
         rec = self.iso.get_record(**{self.key: path})
         size = int(rec.get_data_length())
         stream = self.iso.open_file_from_iso(**{self.key: path})
+        stream.__enter__()  # PyCdlibIO sets up its window on the image in __enter__
         return StreamSource(stream, size)
 
     def local_path(self, rel: str) -> str | None:

@@ -1,0 +1,1 @@
+"""samples: builders of the demo medium and of hostile DICOM files (built by code, never downloaded)."""
