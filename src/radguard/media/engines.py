@@ -20,7 +20,8 @@ from radguard.media import checks
 
 __all__ = ["EngineConfig", "Engines"]
 
-YARA_MAX_BYTES = 64 * 1024 * 1024
+YARA_WINDOW = 32 * 1024 * 1024
+YARA_OVERLAP = 64 * 1024
 YARA_TIMEOUT = 10
 
 
@@ -87,17 +88,21 @@ class Engines:
     def _yara(self, rel: str, src: ByteSource, local_path: str | None) -> list[Finding]:
         import yara
 
+        del local_path  # YARA maps whole files into memory; windows keep RSS flat instead
         try:
             if isinstance(src, MemorySource):
-                matches = self.rules.match(data=src.data, timeout=YARA_TIMEOUT)
-            elif local_path is not None:
-                matches = self.rules.match(local_path, timeout=YARA_TIMEOUT)
-            elif src.size <= YARA_MAX_BYTES:
-                matches = self.rules.match(data=src.read_at(0, src.size), timeout=YARA_TIMEOUT)
+                matches = list(self.rules.match(data=src.data, timeout=YARA_TIMEOUT))
             else:
-                return [checks.check("media.engine-unavailable").finding(
-                    f"YARA skipped: {src.size} bytes inside an image exceed {YARA_MAX_BYTES}",
-                    path=rel, engine="yara")]
+                matches = []
+                seen: set[str] = set()
+                pos = 0
+                while pos < src.size:
+                    window = src.read_at(pos, YARA_WINDOW + YARA_OVERLAP)
+                    for m in self.rules.match(data=window, timeout=YARA_TIMEOUT):
+                        if m.rule not in seen:
+                            seen.add(m.rule)
+                            matches.append(m)
+                    pos += YARA_WINDOW
         except yara.Error as exc:
             return [checks.check("media.engine-unavailable").finding(f"YARA failed: {exc}",
                                                                       path=rel, engine="yara")]
