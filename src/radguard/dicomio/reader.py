@@ -265,8 +265,7 @@ class _Walker:
         interesting = (
             (group & 1 and (tag & 0xFFFF) >= 0x1000)
             or vr in (b"UN", b"OB", b"OW", b"OD", b"OF", b"OL", b"OV")
-            or tag == ENCAPSULATED_DOCUMENT
-            or tag == TRAILING_PADDING
+            or tag in (ENCAPSULATED_DOCUMENT, TRAILING_PADDING)
         )
         if interesting and length and len(st.refs) < MAX_REFS and group != 0x0002:
             st.refs.append(ValueRef(tag, vr.decode("ascii", "replace"), vpos, length,
@@ -483,7 +482,7 @@ def _inflate(src: ByteSource, pos: int, state: _State) -> tuple[StreamSource, in
         if _benign_deflate_tail(tail, out, produced):
             unused = 0
     out.seek(0)
-    return StreamSource(out, produced), produced, unused  # type: ignore[arg-type]
+    return StreamSource(out, produced), produced, unused
 
 
 def _benign_deflate_tail(tail: bytes, inflated: IO[bytes], size: int) -> bool:

@@ -223,8 +223,8 @@ def _dicomdir_refs(src: ByteSource) -> tuple[tuple[str, str], ...] | str:
             if fid is None or fid.value in (None, ""):
                 continue
             value = fid.value
-            parts = list(value) if isinstance(value, list | tuple) or hasattr(value, "__iter__") \
-                and not isinstance(value, str) else [str(value)]
+            parts = list(value) if isinstance(value, list | tuple) or (hasattr(value, "__iter__") \
+                and not isinstance(value, str)) else [str(value)]
             uid = str(rec.get((0x0004, 0x1511)).value) if (0x0004, 0x1511) in rec else ""
             refs.append(("\\".join(str(p) for p in parts), uid))
         return tuple(refs)

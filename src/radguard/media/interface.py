@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from radguard.findings import Finding, Verdict
 
-__all__ = ["FileKind", "FileReport", "MediumReport", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "FileKind", "FileReport", "MediumReport"]
 
 FileKind = Literal["dicom", "dicomdir", "other"]
 SCHEMA_VERSION = "1"

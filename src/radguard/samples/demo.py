@@ -94,37 +94,28 @@ def build_demo_medium(out: Path, *, limit: int = 60) -> Path:
 
 
 def build_iso(folder: Path, image: Path) -> Path:
-    """Pack ``folder`` into an ISO 9660 image with Rock Ridge names (pycdlib)."""
+    """Pack ``folder`` into an ISO 9660 image with Rock Ridge names (pycdlib).
+
+    ISO 9660 names are generated (``D0000001``, ``F0000002``); the real names are in Rock Ridge.
+    """
     import pycdlib
 
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, rock_ridge="1.09", vol_ident="RADGUARD_DEMO")
-    counter = 0
-    for path in sorted(folder.rglob("*")):
+    dirs: dict[Path, str] = {Path("."): ""}
+    for counter, path in enumerate(sorted(folder.rglob("*")), start=1):
         rel = path.relative_to(folder)
-        counter += 1
-        iso_name = "/" + "/".join(f"D{counter:06d}" if p.is_dir() else p.name for p in [path])
-        parent_iso = _iso_parent(rel, folder)
-        iso_path = f"{parent_iso}/{'D' if path.is_dir() else 'F'}{counter:07d}"
+        parent = dirs[rel.parent]
         if path.is_dir():
+            iso_path = f"{parent}/D{counter:07d}"
             iso.add_directory(iso_path, rr_name=path.name)
-            _DIRS[str(rel)] = iso_path
+            dirs[rel] = iso_path
         else:
-            iso.add_file(str(path), iso_path + ".;1", rr_name=path.name)
-        del iso_name
+            iso.add_file(str(path), f"{parent}/F{counter:07d}.;1", rr_name=path.name)
     image.parent.mkdir(parents=True, exist_ok=True)
     iso.write(str(image))
     iso.close()
-    _DIRS.clear()
     return image
-
-
-_DIRS: dict[str, str] = {}
-
-
-def _iso_parent(rel: Path, folder: Path) -> str:
-    parent = str(rel.parent)
-    return "" if parent == "." else _DIRS[parent]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,7 +121,8 @@ def length_past_eof() -> bytes:
 
 def huge_length() -> bytes:
     """A single element claiming 0xFFFFFFF0 bytes."""
-    ds = explicit_le(uid_suffix="10", with_pixel=False) + element(0x7FE0, 0x0010, b"OB", b"", length=0xFFFFFFF0)
+    ds = explicit_le(uid_suffix="10", with_pixel=False)
+    ds += element(0x7FE0, 0x0010, b"OB", b"", length=0xFFFFFFF0)
     return base_file(ds, uid_suffix="10")
 
 
@@ -176,8 +177,8 @@ def private_executable() -> bytes:
 
 def pdf_with_javascript() -> bytes:
     """Encapsulated PDF (0042,0011) with an OpenAction JavaScript."""
-    pdf = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /OpenAction << /S /JavaScript /JS (app.alert(1)) >>"
-           b" >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+    pdf = (b"%PDF-1.4\n1 0 obj << /Type /Catalog /OpenAction << /S /JavaScript "
+           b"/JS (app.alert(1)) >> >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
     ds = explicit_le(uid_suffix="16", with_pixel=False)
     ds += element(0x0042, 0x0011, b"OB", pdf) + element(0x0042, 0x0012, b"LO", b"application/pdf")
     return base_file(ds, uid_suffix="16")
