@@ -16,7 +16,7 @@ from lxml import etree
 from radguard.audit._xml import parse
 from radguard.errors import AuditSchemaError
 
-__all__ = ["SCHEMA_FILE", "is_valid", "validate"]
+__all__ = ["SCHEMA_FILE", "is_valid", "schema_errors", "validate"]
 
 SCHEMA_FILE = "data/audit/audit-message-2023b.rng"
 _MAX_REPORTED = 5
@@ -44,6 +44,19 @@ def is_valid(xml: bytes) -> tuple[bool, list[str]]:
         if schema.validate(root):
             return True, []
         return False, [f"{e.line}:{e.column}: {e.message}" for e in schema.error_log]
+
+
+def schema_errors(root: etree._Element) -> list[str]:
+    """Errors of an already parsed (with :func:`._xml.parse`) message against PS3.15 A.5.1.
+
+    Empty when it conforms. Lets a caller that parsed once (the audit repository) validate
+    without parsing again.
+    """
+    with _LOCK:
+        schema = _relaxng()
+        if schema.validate(root):
+            return []
+        return [f"{e.line}:{e.column}: {e.message}" for e in schema.error_log]
 
 
 def validate(xml: bytes) -> None:

@@ -102,6 +102,8 @@ class SyslogSender(ABC):
     """Sends audit XML to one syslog receiver. Build one with :meth:`from_url`."""
 
     scheme: str = ""
+    #: RFC 5424 MSGID written by :meth:`frame`; the audit repository's alert forwarder changes it.
+    msgid: str = MSGID
 
     def __init__(
         self,
@@ -164,7 +166,7 @@ class SyslogSender(ABC):
 
     def frame(self, payload: bytes) -> bytes:
         """The RFC 5424 message for ``payload`` as this sender writes it."""
-        return frame(payload, hostname=self.hostname, app_name=self.app_name)
+        return frame(payload, hostname=self.hostname, app_name=self.app_name, msgid=self.msgid)
 
     def send(self, payload: bytes) -> None:
         """Deliver one audit XML message. Raises :class:`SyslogUnavailable` on failure."""

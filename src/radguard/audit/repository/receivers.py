@@ -1,0 +1,230 @@
+"""Syslog listeners on asyncio: UDP (RFC 5426), TCP (RFC 6587) and TLS (RFC 5425).
+
+Every listener hands complete messages to an :class:`Inlet` (the repository's bounded queue):
+
+- stream listeners (TCP, TLS) ``await`` :meth:`Inlet.put`; when the queue is full the coroutine
+  stops reading the socket, the kernel's receive window closes and the sender is slowed down
+  (back-pressure) instead of messages being thrown away;
+- the UDP listener cannot push back: a datagram that finds the queue full is counted as
+  ``dropped``; datagrams the kernel dropped before RadGuard saw them are read from the socket's
+  ``drops`` column in ``/proc/net/udp`` (:func:`kernel_drops`) where readable.
+
+TLS listeners require TLS 1.2 or later (PS3.15 A.6), present ``cert``/``key`` and, with
+``client_ca``, require and verify a client certificate. Handshakes are run by the listener
+itself so that a failed handshake (bad certificate, plain text on the TLS port) is reported to the
+inlet (:meth:`Inlet.tls_failure`) and can be audited and detected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from radguard.audit.repository.errors import ReceiverError
+from radguard.audit.repository.framing import DEFAULT_MAX_MESSAGE, Deframer
+
+__all__ = ["Inbound", "Inlet", "Listener", "kernel_drops", "make_tls_context", "parse_hostport",
+           "start_listener"]
+
+_READ = 256 * 1024
+_HANDSHAKE_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message as received: bytes without framing, transport, peer address, arrival time
+    (epoch seconds), and the full length when only a prefix was kept."""
+
+    data: bytes
+    transport: str
+    peer: str
+    received: float
+    truncated_from: int | None = None
+
+
+class Inlet(Protocol):
+    """What listeners deliver to (implemented by the repository service)."""
+
+    async def put(self, item: Inbound) -> None: ...
+
+    def offer(self, item: Inbound) -> bool: ...
+
+    def count(self, source: str, name: str, n: int = 1) -> None: ...
+
+    def tls_failure(self, peer: str, reason: str) -> None: ...
+
+
+@dataclass
+class Listener:
+    """A running listener: its transport, the address it is bound to, and its server/socket."""
+
+    transport: str
+    host: str
+    port: int
+    server: asyncio.AbstractServer | None = None
+    datagram: asyncio.DatagramTransport | None = None
+    connections: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def label(self) -> str:
+        return f"{self.transport}:{self.host}:{self.port}"
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        if self.datagram is not None:
+            self.datagram.close()
+
+
+def parse_hostport(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """``HOST:PORT``, ``[v6]:PORT`` or ``PORT`` -> ``(host, port)``."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = default_host, text
+    host = host.strip("[]") or default_host
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ReceiverError(f"bad listen address {text!r}", subject=text,
+                            remedy="write it as HOST:PORT, e.g. 127.0.0.1:5514")
+    return host, int(port)
+
+
+def make_tls_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
+    """Server context: TLS 1.2+, ``cert``/``key``, client certificates required with
+    ``client_ca``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert), str(key))
+        if client_ca is not None:
+            context.load_verify_locations(cafile=str(client_ca))
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise ReceiverError(f"cannot load the TLS certificate, key or client CA: "
+                            f"{getattr(exc, 'strerror', None) or exc}", subject=str(cert),
+                            remedy="give PEM files with --cert, --key and --client-ca") from exc
+    return context
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    info = writer.get_extra_info("peername")
+    return str(info[0]) if isinstance(info, tuple) else "unknown"
+
+
+async def _stream(inlet: Inlet, transport: str, max_message: int,
+                  tls: ssl.SSLContext | None, reader: asyncio.StreamReader,
+                  writer: asyncio.StreamWriter) -> None:
+    peer = _peer(writer)
+    try:
+        if tls is not None:
+            try:
+                await asyncio.wait_for(writer.start_tls(tls), _HANDSHAKE_TIMEOUT)
+            except (ssl.SSLError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+                inlet.tls_failure(peer, f"{type(exc).__name__}: {exc}"[:300])
+                return
+        deframer = Deframer(max_message)
+        while True:
+            chunk = await reader.read(_READ)
+            frames = deframer.feed(chunk) if chunk else deframer.finish()
+            now = time.time()
+            for f in frames:
+                inlet.count(peer, "received")
+                await inlet.put(Inbound(f.data, transport, peer, now,
+                                        f.length if f.truncated else None))
+            if deframer.error is not None:
+                inlet.count(peer, "framing_errors")
+                break
+            if not chunk:
+                break
+    except (ConnectionError, ssl.SSLError, OSError):
+        inlet.count(peer, "connection_errors")
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
+            await writer.wait_closed()
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, inlet: Inlet, max_message: int) -> None:
+        self.inlet = inlet
+        self.max_message = max_message
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        peer = str(addr[0])
+        self.inlet.count(peer, "received")
+        # RFC 5426: one message per datagram; a trailing LF/NUL some senders add is not content.
+        item = Inbound(data.rstrip(b"\n\x00"), "udp", peer, time.time())
+        if not self.inlet.offer(item):
+            self.inlet.count(peer, "dropped")
+
+
+async def start_listener(transport: str, host: str, port: int, inlet: Inlet, *,
+                         tls: ssl.SSLContext | None = None,
+                         max_message: int = DEFAULT_MAX_MESSAGE,
+                         udp_buffer: int = 8 * 1024 * 1024) -> Listener:
+    """Bind and start one listener (``udp``, ``tcp`` or ``tls``).
+
+    Raises
+    ------
+    ReceiverError
+        The address cannot be bound (in use, privileged port, unknown host).
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        if transport == "udp":
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                 socket.SOCK_DGRAM)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, udp_buffer)
+            sock.bind((host, port))
+            dgram, _ = await loop.create_datagram_endpoint(
+                lambda: _Datagrams(inlet, max_message), sock=sock)
+            bound = sock.getsockname()
+            return Listener("udp", host, int(bound[1]), datagram=dgram)
+        if transport == "tls" and tls is None:
+            raise ReceiverError("a TLS listener needs --cert and --key", subject=f"{host}:{port}")
+        listener = Listener(transport, host, port)
+
+        async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                listener.connections.add(task)
+            try:
+                await _stream(inlet, transport, max_message,
+                              tls if transport == "tls" else None, r, w)
+            finally:
+                if task is not None:
+                    listener.connections.discard(task)
+
+        server = await asyncio.start_server(handle, host, port, limit=_READ,
+                                            reuse_address=True)
+        listener.server = server
+        listener.port = int(server.sockets[0].getsockname()[1])
+        return listener
+    except OSError as exc:
+        remedy = ("ports below 1024 need root; use the defaults 5514 (UDP/TCP) and 6514 (TLS)"
+                  if port < 1024 else "choose a free port or stop the other listener")
+        raise ReceiverError(f"cannot listen on {transport} {host}:{port}: {exc.strerror or exc}",
+                            subject=f"{host}:{port}", remedy=remedy) from exc
+
+
+def kernel_drops(port: int) -> int | None:
+    """Datagrams the kernel dropped for UDP sockets bound to ``port`` (``/proc/net/udp`` and
+    ``udp6``, last column), or ``None`` where that cannot be read (not Linux, no permission)."""
+    total, seen = 0, False
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) >= 13 and cols[1].rsplit(":", 1)[-1] == f"{port:04X}":
+                seen = True
+                total += int(cols[-1])
+    return total if seen else None

@@ -1,0 +1,340 @@
+"""``radguard audit serve``: listeners -> bounded queue -> parse -> store (chained) -> detect.
+
+The pipeline keeps what it acknowledged:
+
+1. listeners (:mod:`.receivers`) put messages into a bounded :class:`asyncio.Queue`; TCP/TLS
+   readers wait when it is full (back-pressure), UDP counts what it cannot queue;
+2. a batcher takes up to ``batch_size`` messages (waiting at most ``linger`` seconds for more)
+   and parses them (:func:`.parse.parse_batch`) in ``parse_workers`` processes (``0``: a thread)
+   so that XML work runs on another core;
+3. one writer thread appends each batch in one transaction (:class:`.records.RecordWriter`),
+   then evaluates the detection rules on the stored records and publishes alerts.
+
+On stop, listeners stop accepting, open connections get ``drain_timeout`` seconds to finish, and
+every queued message is parsed and stored before :meth:`RepositoryService.run` returns. Records
+that other processes appended meanwhile (RadGuard's own emitter writing straight into the store)
+are picked up by id and evaluated too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from radguard.audit.message import (
+    ActionCode,
+    ActiveParticipant,
+    AuditMessage,
+    AuditSource,
+    CodedValue,
+    EventIdentification,
+    Outcome,
+)
+from radguard.audit.repository.alerts import AlertSink
+from radguard.audit.repository.detect import Alert, Detector
+from radguard.audit.repository.framing import DEFAULT_MAX_MESSAGE
+from radguard.audit.repository.parse import ParsedMessage, parse_message
+from radguard.audit.repository.receivers import (
+    Inbound,
+    Listener,
+    kernel_drops,
+    make_tls_context,
+    start_listener,
+)
+from radguard.audit.repository.records import RecordWriter
+from radguard.audit.syslog import frame
+from radguard.store import Store
+from radguard.store.models_audit import AuditRecord
+
+__all__ = ["DEFAULT_PORTS", "RepositoryService", "ServeConfig", "parse_batch"]
+
+log = logging.getLogger(__name__)
+
+#: Non-privileged defaults: 514 (syslog) needs root; 6514 (syslog-tls, RFC 5425) does not.
+DEFAULT_PORTS = {"udp": 5514, "tcp": 5514, "tls": 6514}
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    """What ``radguard audit serve`` listens on and how it batches."""
+
+    udp: tuple[str, int] | None = None
+    tcp: tuple[str, int] | None = None
+    tls: tuple[str, int] | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    client_ca: Path | None = None
+    station: str = "radguard"
+    queue_size: int = 50_000
+    batch_size: int = 2000
+    linger: float = 0.02
+    parse_workers: int = 1
+    max_message: int = DEFAULT_MAX_MESSAGE
+    drain_timeout: float = 3.0
+    tick: float = 1.0
+
+
+def parse_batch(items: Sequence[Inbound]) -> list[ParsedMessage]:
+    """Parse received messages (runs in a worker process; see :mod:`.parse`)."""
+    return [parse_message(i.data, transport=i.transport, peer=i.peer,
+                          received_at=datetime.fromtimestamp(i.received, UTC),
+                          truncated_from=i.truncated_from) for i in items]
+
+
+def _warm() -> None:
+    from radguard.audit.schema import _relaxng
+
+    _relaxng()
+
+
+def tls_failure_message(peer: str, reason: str, station: str) -> bytes:
+    """A Security Alert (PS3.15 A.5.3.11, EventTypeCode 110126 Node Authentication, outcome
+    minor failure) telling that ``peer`` failed the TLS handshake, framed as RFC 5424."""
+    msg = AuditMessage(
+        event=EventIdentification(
+            event_id=_code("EventID", "110113"), action=ActionCode.EXECUTE,
+            outcome=Outcome.MINOR_FAILURE, when=datetime.now(UTC),
+            type_codes=(_code("EventTypeCode", "110126"),),
+            outcome_description=f"TLS handshake failed: {reason}"),
+        participants=(
+            ActiveParticipant(user_id=peer, user_is_requestor=True,
+                              network_access_point_id=peer, network_access_point_type=2),
+            ActiveParticipant(user_id="radguard-audit-repository", user_is_requestor=False,
+                              network_access_point_id=station, network_access_point_type=1)),
+        source=AuditSource(source_id=station))
+    return frame(msg.to_xml(), hostname=station, app_name="radguard-audit")
+
+
+def _code(table: str, code: str) -> CodedValue:
+    from radguard.audit.codes import load
+
+    return load().get(table, code)
+
+
+class RepositoryService:
+    """The running repository (implements :class:`.receivers.Inlet`)."""
+
+    def __init__(self, store: Store, config: ServeConfig, detector: Detector | None = None,
+                 alerts: AlertSink | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.detector = detector
+        self.alerts = alerts or AlertSink(None)
+        self.writer = RecordWriter(store)
+        self.listeners: list[Listener] = []
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.stored = 0
+        self.alerted = 0
+        self._queue: asyncio.Queue[Inbound | None] | None = None
+        self._seen_id = self._last_id()
+        self._udp_drops: dict[int, int] = {}
+
+    # -- Inlet -------------------------------------------------------------------------------
+
+    async def put(self, item: Inbound) -> None:
+        assert self._queue is not None
+        await self._queue.put(item)
+
+    def offer(self, item: Inbound) -> bool:
+        assert self._queue is not None
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def count(self, source: str, name: str, n: int = 1) -> None:
+        self.counts[(source, name)] += n
+
+    def tls_failure(self, peer: str, reason: str) -> None:
+        self.count(peer, "tls_failures")
+        raw = tls_failure_message(peer, reason, self.config.station)
+        import time
+
+        if not self.offer(Inbound(raw, "internal", peer, time.time())):
+            self.count(peer, "dropped")
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def start(self) -> list[Listener]:
+        """Bind the configured listeners. Raises :class:`ReceiverError`."""
+        self._queue = asyncio.Queue(self.config.queue_size)
+        c = self.config
+        tls_ctx = (make_tls_context(c.cert, c.key, c.client_ca)
+                   if c.tls and c.cert and c.key else None)
+        try:
+            for transport, where in (("udp", c.udp), ("tcp", c.tcp), ("tls", c.tls)):
+                if where is not None:
+                    self.listeners.append(await start_listener(
+                        transport, where[0], where[1], self, tls=tls_ctx,
+                        max_message=c.max_message))
+        except BaseException:
+            for listener in self.listeners:
+                listener.close()
+            raise
+        return self.listeners
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then drain and return (see the module docstring)."""
+        if self._queue is None:
+            await self.start()
+        assert self._queue is not None
+        pool: Executor = (ProcessPoolExecutor(self.config.parse_workers, initializer=_warm)
+                          if self.config.parse_workers > 0 else ThreadPoolExecutor(1))
+        write_pool = ThreadPoolExecutor(1, thread_name_prefix="audit-writer")
+        parsed: asyncio.Queue[list[ParsedMessage] | None] = asyncio.Queue(2)
+        batcher = asyncio.create_task(self._batches(pool, parsed))
+        writer = asyncio.create_task(self._writes(write_pool, parsed))
+        ticker = asyncio.create_task(self._ticks(write_pool))
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown()
+            await self._queue.put(None)
+            await batcher
+            await writer
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(write_pool, self._write, [])
+            pool.shutdown()
+            write_pool.shutdown()
+            self.alerts.close()
+
+    async def _shutdown(self) -> None:
+        for listener in self.listeners:
+            listener.close()
+        tasks = {t for listener in self.listeners for t in listener.connections}
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.config.drain_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _batches(self, pool: Executor,
+                       out: asyncio.Queue[list[ParsedMessage] | None]) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        queue, size = self._queue, self.config.batch_size
+        done = False
+        while not done:
+            first = await queue.get()
+            if first is None:
+                break
+            batch = [first]
+            deadline = loop.time() + self.config.linger
+            while len(batch) < size:
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                if item is None:
+                    done = True
+                    break
+                batch.append(item)
+            await out.put(await loop.run_in_executor(pool, parse_batch, batch))
+        await out.put(None)
+
+    async def _writes(self, pool: Executor,
+                      inp: asyncio.Queue[list[ParsedMessage] | None]) -> None:
+        loop = asyncio.get_running_loop()
+        while (batch := await inp.get()) is not None:
+            await loop.run_in_executor(pool, self._write, batch)
+
+    async def _ticks(self, pool: Executor) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.config.tick)
+            self._poll_udp_drops()
+            await loop.run_in_executor(pool, self._tick)
+
+    # -- writer thread -----------------------------------------------------------------------
+
+    def _write(self, batch: list[ParsedMessage]) -> None:
+        counts, self.counts = self.counts, Counter()
+        try:
+            ids = self.writer.append(batch, counts)
+        except Exception:
+            # Keep the counts for the next attempt; the batch itself cannot be retried safely
+            # from here, so it is logged loudly (the store is unusable at this point).
+            self.counts.update(counts)
+            log.exception("audit repository: cannot store a batch of %d messages", len(batch))
+            raise
+        self.stored += len(ids)
+        if ids and ids[0] > self._seen_id + 1:
+            self._catch_up(ids[0] - 1)
+        if ids:
+            self._seen_id = ids[-1]
+        if self.detector is not None:
+            alerts: list[Alert] = []
+            for msg, rid in zip(batch, ids, strict=True):
+                alerts.extend(self.detector.observe(msg, rid))
+            self._publish(alerts)
+
+    def _publish(self, alerts: list[Alert]) -> None:
+        if alerts:
+            self.alerted += len(alerts)
+            self.alerts.publish(alerts)
+
+    def _tick(self) -> None:
+        self._catch_up(None)
+        if self.detector is not None:
+            self._publish(self.detector.tick(datetime.now(UTC)))
+        if self.counts:
+            self._write([])
+
+    def _last_id(self) -> int:
+        with self.store.read_session() as session:
+            return int(session.scalar(select(AuditRecord.id).order_by(
+                AuditRecord.id.desc()).limit(1)) or 0)
+
+    def _catch_up(self, upto: int | None) -> None:
+        """Evaluate records other processes appended after the last one seen."""
+        if self.detector is None:
+            self._seen_id = max(self._seen_id, upto or self._last_id())
+            return
+        query = select(AuditRecord.id, AuditRecord.raw, AuditRecord.transport, AuditRecord.peer,
+                       AuditRecord.received_at).where(AuditRecord.id > self._seen_id)
+        if upto is not None:
+            query = query.where(AuditRecord.id <= upto)
+        with self.store.read_session() as session:
+            rows = session.execute(query.order_by(AuditRecord.id).limit(10_000)).all()
+        alerts: list[Alert] = []
+        for rid, raw, transport, peer, received in rows:
+            msg = parse_message(raw, transport=transport, peer=peer, received_at=received)
+            alerts.extend(self.detector.observe(msg, rid))
+            self._seen_id = rid
+        self._publish(alerts)
+
+    def _poll_udp_drops(self) -> None:
+        for listener in self.listeners:
+            if listener.transport != "udp":
+                continue
+            drops = kernel_drops(listener.port)
+            if drops is None:
+                continue
+            before = self._udp_drops.get(listener.port, 0)
+            if drops > before:
+                self.count(f"udp:{listener.host}:{listener.port}", "dropped", drops - before)
+            self._udp_drops[listener.port] = drops
+
+
+def hostname() -> str:
+    return socket.gethostname() or "radguard"
