@@ -165,7 +165,7 @@ class TarPackage:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.tar = tarfile.open(path, "r:")
+            self.tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by close()
         except (OSError, tarfile.TarError) as exc:
             raise _refuse(path, path.name, "unreadable", f"not a readable tar file: {exc}") from exc
         self.members: dict[str, tarfile.TarInfo] = {}

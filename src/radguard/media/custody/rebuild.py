@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -36,6 +37,16 @@ __all__ = ["PrivatePolicy", "RebuildFailed", "Rebuilt", "rebuild", "safe_private
 PrivatePolicy = Literal["none", "safe", "all"]
 SAFE_TABLE = "safe-private-2023b.csv"
 _TAG = re.compile(r"^\(([0-9A-Fa-f]{4}),xx([0-9A-Fa-f]{2})\)$")
+
+
+class _QuotedValues(logging.Filter):
+    """Drop pydicom's "Invalid value for VR" records: they quote values, which may be PHI."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Invalid value")
+
+
+logging.getLogger("pydicom").addFilter(_QuotedValues())
 
 
 class RebuildFailed(MediaError):
@@ -104,7 +115,7 @@ def _private_pass(ds: Dataset, policy: PrivatePolicy, safe: frozenset[tuple[int,
 
 def _structural_pass(ds: Dataset) -> int:
     """Remove group lengths, trailing padding and command/meta groups, recursively."""
-    doomed = [t for t in ds.keys() if t.element == 0 or t == 0xFFFCFFFC or t.group in (0, 2)]
+    doomed = [t for t in ds if t.element == 0 or t == 0xFFFCFFFC or t.group in (0, 2)]
     removed = len(doomed)
     for tag in doomed:
         del ds[tag]
