@@ -29,8 +29,8 @@ PWRI_KEK = "1.2.840.113549.1.9.16.3.9"
 MAX_ITERATIONS = 10_000_000
 """A hostile medium could ask the reader for any PBKDF2 work; more than this is refused."""
 
-_PRF: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
-        "sha1": hashes.SHA1}
+_PRF: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512, "sha1": hashes.SHA1}
 
 
 class PwriKeyEncryptionAlgorithm(core.Sequence):  # type: ignore[misc]
@@ -78,8 +78,8 @@ class PasswordKek:
     def recipient_info(self, cek: bytes) -> bytes:
         """DER of the ``[3] IMPLICIT PasswordRecipientInfo`` choice wrapping ``cek``."""
         iv = os.urandom(16)
-        params = {"salt": algos.Pbkdf2Salt(name="specified", value=self.salt), "iteration_count": self.iterations,
-                  "prf": {"algorithm": self.prf}}
+        params = {"salt": algos.Pbkdf2Salt(name="specified", value=self.salt),
+                  "iteration_count": self.iterations, "prf": {"algorithm": self.prf}}
         pwri = PasswordRecipientInfo({
             "version": "v0",
             "key_derivation_algorithm": {"algorithm": "pbkdf2", "parameters": params},

@@ -1,0 +1,141 @@
+"""Selecting the files of an export: every input goes through the bounded reader first.
+
+Inputs are files or folders (walked recursively, sorted, never following a symbolic link). A file
+is exported only if :func:`radguard.dicomio.walk` finds a complete PS3.10 file (preamble, ``DICM``,
+File Meta Information) with Study, Series and SOP Instance UIDs and no structural problem; anything
+else is *skipped* with its reason (an export is not the place to carry a suspicious file on; run
+``radguard media scan``/``sanitize`` first). A SOP Instance UID seen twice is exported once.
+Input DICOMDIRs are skipped: the export writes its own.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from radguard.dicomio import ReadLimits, open_path, walk
+from radguard.export.errors import NothingToExport
+
+__all__ = ["SelectedFile", "Selection", "Skipped", "select"]
+
+MEDIA_DIRECTORY_STORAGE = "1.2.840.10008.1.3.10"
+_BENIGN = frozenset({"meta-no-group-length"})
+"""Problem codes that do not stop an export (the file is still a sound PS3.10 file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SelectedFile:
+    """A file that passed the bounded reader, with the identity the layout needs."""
+
+    path: str
+    size: int
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An input that is not exported, and why (no patient data in ``reason``)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Files to export (in input order) and the inputs left out."""
+
+    files: tuple[SelectedFile, ...]
+    skipped: tuple[Skipped, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def _candidates(inputs: Sequence[Path], skipped: list[Skipped]) -> Iterator[Path]:
+    for top in inputs:
+        try:
+            st = os.lstat(top)
+        except OSError as exc:
+            skipped.append(Skipped(str(top), f"cannot be read: {exc.strerror}"))
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            skipped.append(Skipped(str(top), "symbolic link (not followed)"))
+        elif stat.S_ISDIR(st.st_mode):
+            for root, dirs, names in os.walk(top, followlinks=False):
+                dirs.sort()
+                for name in sorted(names):
+                    path = Path(root) / name
+                    mode = os.lstat(path).st_mode
+                    if stat.S_ISREG(mode):
+                        yield path
+                    else:
+                        skipped.append(Skipped(str(path), "not a regular file (link or device)"))
+        elif stat.S_ISREG(st.st_mode):
+            yield top
+        else:
+            skipped.append(Skipped(str(top), "not a regular file"))
+
+
+def _judge(path: Path, limits: ReadLimits) -> SelectedFile | Skipped:
+    try:
+        src = open_path(path)
+    except OSError as exc:
+        return Skipped(str(path), f"cannot be read: {exc.strerror}")
+    try:
+        result = walk(src, limits)
+    finally:
+        src.close()
+    if not (result.is_dicom and result.has_meta):
+        return Skipped(str(path), "not a DICOM PS3.10 file")
+    codes = result.problem_codes - _BENIGN
+    if not result.completed or codes:
+        return Skipped(str(path), "refused by the bounded reader: "
+                       + (", ".join(sorted(codes)) or "walk did not complete"))
+    sop_class = result.values.get(0x00080016) or result.meta.get(0x00020002, "")
+    if sop_class == MEDIA_DIRECTORY_STORAGE:
+        return Skipped(str(path), "a DICOMDIR (the export writes its own)")
+    uids = [result.values.get(t, "") for t in (0x0020000D, 0x0020000E, 0x00080018)]
+    if not all(uids) or not sop_class:
+        return Skipped(str(path), "lacks Study, Series or SOP Instance/Class UID")
+    return SelectedFile(str(path), result.size, result.values.get(0x00100020, ""), uids[0],
+                        uids[1], uids[2], sop_class)
+
+
+def select(inputs: Sequence[Path], limits: ReadLimits | None = None,
+           progress: Callable[[int, int, str], None] | None = None) -> Selection:
+    """Walk ``inputs`` and keep the DICOM files fit for export.
+
+    Raises
+    ------
+    NothingToExport
+        No input file qualified; the message counts the skipped ones.
+    """
+    limits = limits or ReadLimits()
+    skipped: list[Skipped] = []
+    files: list[SelectedFile] = []
+    seen: set[str] = set()
+    paths = list(_candidates(inputs, skipped))
+    for i, path in enumerate(paths, 1):
+        judged = _judge(path, limits)
+        if isinstance(judged, Skipped):
+            skipped.append(judged)
+        elif judged.sop_uid in seen:
+            skipped.append(Skipped(str(path), "duplicate SOP Instance UID (exported once)"))
+        else:
+            seen.add(judged.sop_uid)
+            files.append(judged)
+        if progress:
+            progress(i, len(paths), path.name)
+    if not files:
+        raise NothingToExport(f"none of the {len(paths)} input file(s) can be exported "
+                              f"({len(skipped)} skipped)",
+                              remedy="give DICOM PS3.10 files or folders that hold them")
+    return Selection(tuple(files), tuple(skipped))
