@@ -115,7 +115,7 @@ def _private_pass(ds: Dataset, policy: PrivatePolicy, safe: frozenset[tuple[int,
 
 def _structural_pass(ds: Dataset) -> int:
     """Remove group lengths, trailing padding and command/meta groups, recursively."""
-    doomed = [t for t in ds if t.element == 0 or t == 0xFFFCFFFC or t.group in (0, 2)]
+    doomed = [e.tag for e in ds if e.tag.element == 0 or e.tag == 0xFFFCFFFC or e.tag.group in (0, 2)]
     removed = len(doomed)
     for tag in doomed:
         del ds[tag]
