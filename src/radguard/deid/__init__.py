@@ -1,0 +1,1 @@
+"""De-identification conforming to DICOM PS3.15 Annex E (placeholder, filled below)."""

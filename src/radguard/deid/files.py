@@ -1,0 +1,170 @@
+"""De-identify one file: :func:`deidentify_file` (bounded read, de-identify, atomic write).
+
+The source is walked by the bounded reader first (DESIGN.md invariant 3); pydicom parses it only when
+the walk completed without a limit or structural problem. Non-DICOM, hostile and unreadable inputs
+become a report with a finding, never an exception. The output is written to a temporary file in the
+destination folder, flushed to disk and renamed into place; the source is opened read-only and never
+written. DICOMDIR files are not de-identified (their records point at the old files): rebuild the
+DICOMDIR of the de-identified tree instead (``radguard media export`` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from radguard import __version__
+
+from radguard.deid.dataset import deidentify_dataset
+from radguard.deid.options import DeidOptions
+from radguard.deid.report import FileDeidReport, FileStatus
+from radguard.deid.tables import load_json, parse_tag
+from radguard.dicomio import MemorySource, ReadLimits, open_path, walk
+from radguard.errors import RadGuardError
+from radguard.findings import ControlRef, Evidence, Finding, Severity
+
+__all__ = ["REFUSING_PROBLEMS", "deidentify_file", "write_atomic"]
+
+REFUSING_PROBLEMS = frozenset({"limit-exceeded", "malformed", "truncated", "value-past-eof",
+                               "item-length-overrun", "invalid-vr"})
+"""Problems of the bounded walk after which RadGuard does not hand the file to pydicom."""
+
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+_CONTROLS = (ControlRef("NIST-CSF-2.0", "PR.DS-01"), ControlRef("HIPAA", "164.514(b)"))
+
+
+def _refuse(src: Path, check: str, message: str, remedy: str, offset: int | None = None,
+            severity: Severity = Severity.MEDIUM) -> FileDeidReport:
+    finding = Finding(check, severity, message, Evidence(str(src), offset), _CONTROLS, remedy,
+                      asset=str(src))
+    return FileDeidReport(str(src), None, FileStatus.REFUSED, findings=(finding,), message=message)
+
+
+def write_atomic(data: bytes, dst: Path) -> None:
+    """Write ``data`` to ``dst`` via a temporary file in the same folder, fsync and rename."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _file_meta_removals() -> tuple[int, ...]:
+    return tuple(parse_tag(t) for t in load_json("rules.json")["file_meta_remove"]["tags"])
+
+
+def _encode(ds: Dataset) -> io.BytesIO:
+    """Encode as a PS3.10 file; on failure decode every raw element (an encoding that does not
+    match the transfer syntax, e.g. implicit VR under a JPEG syntax) and try again; last, without
+    enforcing the File Meta Information (a data set without SOP Class UID)."""
+    attempts = 0
+    while True:
+        out = io.BytesIO()
+        try:
+            pydicom.dcmwrite(out, ds, enforce_file_format=attempts < 2)
+            return out
+        except (AttributeError, TypeError, ValueError):
+            attempts += 1
+            if attempts > 2:
+                raise
+            if attempts == 1:
+                for elem in ds.iterall():
+                    _ = elem.value
+
+
+def deidentify_file(src: Path, dst: Path, options: DeidOptions,
+                    limits: ReadLimits | None = None) -> FileDeidReport:
+    """De-identify ``src`` into ``dst`` (or ``dst.parent/<new SOP Instance UID>.dcm`` with ``rename``).
+
+    Never raises for bad input: the report's status is REFUSED (with a finding) for non-DICOM,
+    hostile or unreadable files and FAILED when the output cannot be written. pydicom's warnings are
+    silenced here: they quote values, and values are PHI (DESIGN.md invariant 4).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _deidentify_file(Path(src), Path(dst), options, limits)
+
+
+def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
+                     limits: ReadLimits | None) -> FileDeidReport:
+    with contextlib.suppress(OSError):
+        if dst.exists() and os.path.samefile(src, dst):
+            return _refuse(src, "deid.output-is-input", "the output would overwrite the input",
+                           "choose an --out folder outside the input", severity=Severity.HIGH)
+    try:
+        source = open_path(src)
+    except OSError as exc:
+        return _refuse(src, "deid.unreadable", f"cannot open: {exc.strerror}",
+                       "check the path and permissions")
+    try:
+        result = walk(source, limits or ReadLimits())
+        data = source.data if isinstance(source, MemorySource) else None
+        if not result.is_dicom:
+            return _refuse(src, "deid.not-dicom", "not a DICOM file: nothing written",
+                           "remove it from the input or ignore this entry", severity=Severity.LOW)
+        bad = [p for p in result.problems if p.code in REFUSING_PROBLEMS]
+        if bad or not result.completed:
+            first = bad[0] if bad else None
+            return _refuse(src, "deid.unsafe-structure",
+                           f"the bounded reader stopped: {first.message if first else 'incomplete'}",
+                           "run 'radguard media scan' on it; de-identify only files that pass",
+                           offset=first.offset if first else None, severity=Severity.HIGH)
+        if result.meta.get(0x00020002) == MEDIA_STORAGE_DIRECTORY:
+            return _refuse(src, "deid.dicomdir", "DICOMDIR not copied: its records name the "
+                           "original patient and files", "rebuild a DICOMDIR for the output",
+                           severity=Severity.INFO)
+        try:
+            ds = pydicom.dcmread(io.BytesIO(data) if data is not None else str(src), force=True)
+        except Exception as exc:  # noqa: BLE001 - pydicom's many errors become one finding
+            return _refuse(src, "deid.unreadable", f"pydicom cannot parse it ({type(exc).__name__})",
+                           "run 'radguard media scan' on it")
+    finally:
+        source.close()
+    try:
+        changes = deidentify_dataset(ds, options)
+        meta = ds.file_meta if isinstance(getattr(ds, "file_meta", None), FileMetaDataset) \
+            else FileMetaDataset()
+        if "TransferSyntaxUID" not in meta:
+            meta.TransferSyntaxUID = (ImplicitVRLittleEndian if result.transfer_syntax is None
+                                      else result.transfer_syntax or ExplicitVRLittleEndian)
+        for tag in _file_meta_removals():
+            if tag in meta:
+                del meta[tag]
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        meta.ImplementationVersionName = f"RADGUARD_{__version__}"[:16]
+        if "SOPInstanceUID" in ds:
+            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        if "SOPClassUID" in ds:
+            meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        ds.file_meta = meta
+        ds.preamble = b"\x00" * 128
+        out = _encode(ds)
+    except RadGuardError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a data set pydicom cannot encode is refused
+        return _refuse(src, "deid.unwritable", f"cannot encode the de-identified data set "
+                       f"({type(exc).__name__}: {str(exc)[:120]})", "report this file's structure")
+    if options.rename and "SOPInstanceUID" in ds:
+        dst = dst.parent / f"{ds.SOPInstanceUID}.dcm"
+    try:
+        write_atomic(out.getvalue(), dst)
+    except OSError as exc:
+        return FileDeidReport(str(src), str(dst), FileStatus.FAILED, changes,
+                              message=f"cannot write output: {exc.strerror}")
+    status = FileStatus.INCOMPLETE if changes.uncleaned else FileStatus.DEIDENTIFIED
+    return FileDeidReport(str(src), str(dst), status, changes)

@@ -1,0 +1,143 @@
+"""Immutable results of de-identification: per attribute, per data set, per file and per run.
+
+No value of the original data set is ever kept in these results (DESIGN.md invariant 4): a change
+names the attribute, its path in the data set, the action and the reason, never the value.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from radguard.findings import Finding
+
+__all__ = ["Change", "DeidChanges", "DeidRunReport", "FileDeidReport", "FileStatus"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One attribute changed: ``path`` like ``(0008,1140)[0].(0008,1155)``; ``action`` D, Z, X, K,
+    C or U (K appears when an option kept what the Basic Profile would have changed)."""
+
+    path: str
+    name: str
+    action: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "name": self.name, "action": self.action, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class DeidChanges:
+    """What :func:`radguard.deid.deidentify_dataset` did to one data set.
+
+    ``applied`` are the option ids actually carried out on this data set (the method codes written);
+    ``uncleaned`` says what an option asked for but could not be done (never passed silently);
+    ``original_patient`` / ``new_patient`` and the study UIDs serve the audit message only.
+    """
+
+    changes: tuple[Change, ...]
+    applied: tuple[str, ...]
+    uncleaned: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    original_patient_id: str = field(default="", repr=False)
+    original_study_uid: str = field(default="", repr=False)
+    new_patient_id: str = ""
+    new_study_uid: str = ""
+    sop_class_uid: str = ""
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(c.action for c in self.changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "applied": list(self.applied),
+            "uncleaned": list(self.uncleaned),
+            "notes": list(self.notes),
+            "counts": self.counts(),
+            "changes": [c.to_dict() for c in self.changes],
+        }
+
+
+class FileStatus(enum.StrEnum):
+    """Outcome of one file."""
+
+    DEIDENTIFIED = "deidentified"
+    INCOMPLETE = "incomplete"
+    """Written, but an option could not be fully applied (see ``uncleaned``)."""
+    REFUSED = "refused"
+    """Not DICOM, hostile or unreadable: nothing written (see ``findings``)."""
+    FAILED = "failed"
+    """Could not be written (disk, permissions)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileDeidReport:
+    """One input file: where it went and what was done (or why nothing was)."""
+
+    source: str
+    output: str | None
+    status: FileStatus
+    changes: DeidChanges | None = None
+    findings: tuple[Finding, ...] = ()
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (FileStatus.DEIDENTIFIED, FileStatus.INCOMPLETE)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "output": self.output,
+            "status": self.status.value,
+            "message": self.message,
+            "findings": [f.to_dict() for f in self.findings],
+            **(self.changes.to_dict() if self.changes is not None else {}),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeidRunReport:
+    """A whole run (``radguard deid INPUT --out OUTPUT``); JSON shape documented in docs/deid.md."""
+
+    input: str
+    output: str
+    options: tuple[str, ...]
+    preset: str | None
+    files: tuple[FileDeidReport, ...]
+    tables: Mapping[str, str]
+    started: str
+    finished: str
+    seconds: float
+    radguard_version: str
+    audit: str = ""
+
+    def counts(self) -> dict[str, int]:
+        counts = Counter(f.status.value for f in self.files)
+        return {"files": len(self.files), **{s.value: counts.get(s.value, 0) for s in FileStatus}}
+
+    @property
+    def ok(self) -> bool:
+        return all(f.status == FileStatus.DEIDENTIFIED for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "radguard_version": self.radguard_version,
+            "input": self.input,
+            "output": self.output,
+            "options": list(self.options),
+            "preset": self.preset,
+            "tables": dict(self.tables),
+            "started": self.started,
+            "finished": self.finished,
+            "seconds": round(self.seconds, 3),
+            "files_per_second": round(len(self.files) / self.seconds, 1) if self.seconds else None,
+            "counts": self.counts(),
+            "audit": self.audit,
+            "files": [f.to_dict() for f in self.files],
+        }
