@@ -1,0 +1,241 @@
+"""``media import``: verify a custody package, reconcile, send, confirm, journal and audit (issue 3).
+
+:func:`import_package`:
+
+1. verifies the signature and every hash (:func:`radguard.media.custody.verify_package`); a refused
+   package sends nothing and emits a Security Alert (A.5.3.11, 110126) and a failed Data Import;
+2. checks that every outside patient has a local identifier before anything is sent;
+3. opens the journal; on a rerun first asks the destination which journalled instances it already
+   holds, and sends only members that are not confirmed;
+4. re-checks each member's hash on the bytes actually sent (no gap between check and use),
+   reconciles, sends (C-STORE or STOW-RS) and journals the status with its meaning;
+5. confirms by C-FIND / QIDO-RS per study and reports instances the destination does not hold;
+6. emits Data Import (A.5.3.5, 110107, Source Media) and DICOM Instances Transferred (A.5.3.7,
+   110104), and records the job in the store.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.filewriter import dcmwrite
+
+from radguard.audit import AuditEmitter, builders
+from radguard.audit.message import Outcome
+from radguard.config import Settings
+from radguard.dimse import Peer
+from radguard.importer.destination import parse_destination
+from radguard.importer.errors import DestinationUnavailable
+from radguard.importer.interface import ImportOptions, ImportReport, InstanceResult, Outgoing
+from radguard.importer.journal import Journal
+from radguard.importer.reconcile import Reconciler
+from radguard.importer.senders import DimseSender, WebSender
+from radguard.keys import TrustStore
+from radguard.media.custody import (
+    ManifestFile,
+    PackageRefusedDetail,
+    VerifiedPackage,
+    check_member,
+    verify_package,
+)
+
+__all__ = ["import_package"]
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def _dataset_start(data: bytes) -> int:
+    """Offset of the data set in a file RadGuard rebuilt (File Meta starts with its group length)."""
+    if data[128:132] != b"DICM" or data[132:136] != b"\x02\x00\x00\x00":
+        raise ValueError("not a RadGuard-rebuilt PS3.10 file")
+    return 144 + int(struct.unpack_from("<I", data, 140)[0])
+
+
+def _prepare(data: bytes, entry: ManifestFile, rec: Reconciler) -> tuple[Outgoing, tuple[str, ...]]:
+    changes: tuple[str, ...] = ()
+    sop, study = entry.sop_instance_uid, entry.study_uid
+    if not rec.passthrough:
+        ds = dcmread(io.BytesIO(data))
+        changes = rec.apply(ds)
+        if changes:
+            out = io.BytesIO()
+            dcmwrite(out, ds, enforce_file_format=True)
+            data = out.getvalue()
+            sop, study = str(ds.SOPInstanceUID), str(ds.StudyInstanceUID)
+    return Outgoing(entry.name, entry.sop_class_uid, sop, study, entry.transfer_syntax,
+                    data[_dataset_start(data):], data), changes
+
+
+def _refused(settings: Settings, emitter: AuditEmitter, package: Path,
+             exc: PackageRefusedDetail) -> None:
+    emitter.emit(builders.security_alert(
+        "110126", station=settings.station_name, subject=str(package),
+        user=settings.operator_name, site=settings.site or None, outcome=Outcome.SERIOUS_FAILURE,
+        details=[str(p) for p in exc.problems][:50],
+        description=f"custody package refused: {', '.join(sorted(exc.causes))}"))
+    emitter.emit(builders.data_import(
+        user=settings.operator_name, station=settings.station_name, media_id=str(package),
+        patient_ids=[], study_uids=[], site=settings.site or None,
+        outcome=Outcome.SERIOUS_FAILURE, description="package refused; nothing sent"))
+
+
+def _precheck(verified: VerifiedPackage, rec: Reconciler, names: list[str]) -> None:
+    """Every outside patient must map (or be kept on purpose) before anything is sent."""
+    if rec.options.patient_id or rec.options.keep_ids:
+        return
+    seen: set[tuple[str, str]] = set()
+    for name in names:
+        ds = dcmread(io.BytesIO(verified.reader.read(name)), stop_before_pixels=True,
+                     specific_tags=[0x00100020, 0x00100021])
+        key = (str(ds.get("PatientID", "")), str(ds.get("IssuerOfPatientID", "")))
+        if key not in seen:
+            seen.add(key)
+            rec.target(*key)
+
+
+def import_package(settings: Settings, package: Path, to: str, options: ImportOptions,
+                   progress: ProgressFn | None = None) -> ImportReport:
+    """Import the custody package at ``package`` into destination ``to``; see the module docstring.
+
+    Raises
+    ------
+    PackageRefusedDetail
+        The package failed verification (nothing was sent).
+    ReconciliationNeeded
+        An outside patient has no local identifier (nothing was sent).
+    DestinationInvalid / DestinationUnavailable
+        Bad ``to``; or the destination refused the association or went away (the journal keeps
+        what was done; run again to resume).
+    """
+    emitter = AuditEmitter.from_settings(settings)
+    dest = parse_destination(to, settings)
+    try:
+        verified = verify_package(package, TrustStore(settings.home_path, settings.station_name))
+    except PackageRefusedDetail as exc:
+        _refused(settings, emitter, package, exc)
+        raise
+    manifest = verified.manifest
+    rec = Reconciler(options, manifest.package_id)
+    sender: DimseSender | WebSender
+    if isinstance(dest, Peer):
+        sender = DimseSender(dest, {(f.sop_class_uid, f.transfer_syntax) for f in manifest.files})
+    else:
+        sender = WebSender(dest)
+    journal = Journal(settings.home_path, manifest.package_id, sender.label)
+    started = time.monotonic()
+    sent = sent_bytes = 0
+    confirm_error = ""
+    changes: dict[str, tuple[str, ...]] = {}
+    try:
+        todo = [f for f in manifest.files if journal.get(f.name) != "confirmed"]
+        _precheck(verified, rec, [f.name for f in todo])
+        if journal.resumed:
+            _confirm(sender, journal, [f for f in todo if journal.get(f.name) == "sent"])
+            todo = [f for f in todo if journal.get(f.name) != "confirmed"]
+        step = options.batch if isinstance(sender, WebSender) else 16
+        for start in range(0, len(todo), step):
+            batch_entries = todo[start:start + step]
+            batch = []
+            for entry in batch_entries:
+                data = verified.reader.read(entry.name)
+                problem = check_member(data, entry)
+                if problem is not None:
+                    raise PackageRefusedDetail(f"package changed during import: {problem}",
+                                               subject=str(package), problems=(problem,))
+                out, changed = _prepare(data, entry, rec)
+                changes[entry.name] = changed
+                batch.append(out)
+            for out, status in zip(batch, sender.send(batch), strict=True):
+                journal.record(out.name, "sent" if status.ok else "refused", status=status.code,
+                               meaning=status.text, sop=out.sop_instance_uid, study=out.study_uid)
+                sent += 1
+                sent_bytes += len(out.part10)
+            if progress is not None:
+                progress(start + len(batch), len(todo), batch[-1].name)
+        try:
+            _confirm(sender, journal,
+                     [f for f in manifest.files if journal.get(f.name) == "sent"], final=True)
+        except DestinationUnavailable as exc:  # sent but unconfirmed: a result, not a crash
+            confirm_error = f"{exc.message}. Remedy: {exc.remedy}" if exc.remedy else exc.message
+    except (DestinationUnavailable, PackageRefusedDetail) as exc:
+        _audit(settings, emitter, verified, sender.label, journal, Outcome.SERIOUS_FAILURE,
+               f"import interrupted: {exc.message}")
+        raise
+    finally:
+        sender.close()
+        journal.close()
+    report = _report(verified, sender.label, journal, changes, sent, sent_bytes,
+                     time.monotonic() - started, confirm_error)
+    outcome = Outcome.SUCCESS if report.complete else Outcome.MINOR_FAILURE
+    _audit(settings, emitter, verified, sender.label, journal, outcome,
+           f"{report.counts['confirmed']} of {len(manifest.files)} instances confirmed")
+    _record(settings, report)
+    return report
+
+
+def _confirm(sender: DimseSender | WebSender, journal: Journal, entries: list[ManifestFile],
+             *, final: bool = False) -> None:
+    by_study: dict[str, list[str]] = {}
+    for e in entries:
+        rec = journal.state.get(e.name, {})
+        by_study.setdefault(str(rec.get("study", e.study_uid)), []).append(e.name)
+    for study, names in sorted(by_study.items()):
+        held = sender.held(study)
+        for name in names:
+            rec = journal.state[name]
+            if rec.get("sop") in held:
+                journal.record(name, "confirmed", sop=rec.get("sop"), study=study,
+                               status=rec.get("status"), meaning=rec.get("meaning", ""))
+            elif final:
+                journal.record(name, "missing", sop=rec.get("sop"), study=study,
+                               status=rec.get("status"), meaning="sent but not held by the "
+                               "destination")
+
+
+def _report(verified: VerifiedPackage, label: str, journal: Journal,
+            changes: dict[str, tuple[str, ...]], sent: int, sent_bytes: int,
+            seconds: float, confirm_error: str) -> ImportReport:
+    results = []
+    for e in verified.manifest.files:
+        rec = journal.state.get(e.name, {})
+        results.append(InstanceResult(e.name, str(rec.get("sop", e.sop_instance_uid)),
+                                      str(rec.get("study", e.study_uid)),
+                                      str(rec.get("state", "pending")), rec.get("status"),
+                                      str(rec.get("meaning", "")), changes.get(e.name, ())))
+    summary = sorted({c for cs in changes.values() for c in cs if c.startswith("Patient ID")})
+    return ImportReport(str(verified.path), verified.manifest.package_id, verified.key_id,
+                        verified.station, label, tuple(results), journal.resumed, sent,
+                        sent_bytes, seconds, tuple(summary), confirm_error)
+
+
+def _audit(settings: Settings, emitter: AuditEmitter, verified: VerifiedPackage, label: str,
+           journal: Journal, outcome: Outcome, description: str) -> None:
+    studies = sorted({str(r.get("study")) for r in journal.state.values()
+                      if r.get("state") == "confirmed" and r.get("study")})
+    emitter.emit(builders.data_import(
+        user=settings.operator_name, station=settings.station_name,
+        media_id=f"{verified.path} (package {verified.manifest.package_id})", patient_ids=[],
+        study_uids=studies, site=settings.site or None, outcome=outcome,
+        description=description))
+    emitter.emit(builders.instances_transferred(
+        station=settings.station_name, source=settings.station_name, destination=label,
+        patient_ids=[], study_uids=studies, user=settings.operator_name,
+        site=settings.site or None, outcome=outcome, description=description))
+
+
+def _record(settings: Settings, report: ImportReport) -> None:
+    from radguard.store import Store
+    from radguard.store.repo import save_job
+
+    store = Store.open(settings.db_url)
+    try:
+        save_job(store, "media.import", f"import:{report.package_id}:{report.destination}",
+                 state="complete" if report.complete else "incomplete",
+                 progress={"counts": report.counts, "package": report.package})
+    finally:
+        store.close()
