@@ -1,0 +1,86 @@
+"""The fingerprint of a DIMSE node from its association answers (network.md "Where DICOM listens").
+
+From the A-ASSOCIATE-AC: Implementation Class UID and Version Name (PS3.7 D.3.3.2/D.3.3.3); from the
+presentation contexts accepted in each tier (PS3.8 9.3.3.2): the SOP classes and the transfer
+syntaxes the node accepts; from those, its roles by the rules of ``sop-tiers.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from radguard.assess.association import Attempt
+from radguard.assess.probe import NodeProbe, tier_contexts
+from radguard.assess.tables import load
+
+__all__ = ["fingerprint", "infer_roles"]
+
+
+def _names() -> dict[str, str]:
+    table = load("sop-tiers.json")
+    return {c["uid"]: c["name"] for t in table["tiers"] for c in t["sop_classes"]}
+
+
+def _accepted(attempts: list[tuple[int, Attempt]]) -> tuple[set[str], set[str]]:
+    """(SOP class UIDs, transfer syntax UIDs) accepted over the given (tier index, attempt)."""
+    classes: set[str] = set()
+    syntaxes: set[str] = set()
+    for index, att in attempts:
+        if not att.accepted:
+            continue
+        by_id = {c.id: c for c in tier_contexts(index)}
+        for ctx_id, ts in att.answer.accepted:
+            ctx = by_id.get(ctx_id)
+            if ctx is None:
+                continue
+            classes.add(ctx.abstract_syntax)
+            if ts:
+                syntaxes.add(ts)
+    return classes, syntaxes
+
+
+def infer_roles(classes: set[str]) -> list[str]:
+    """Roles whose rules match the accepted SOP classes (``sop-tiers.json`` ``roles``)."""
+    table = load("sop-tiers.json")
+    storage = {c["uid"] for t in table["tiers"] for c in t["sop_classes"]
+               if c["name"].endswith("Storage")}
+    has_storage = bool(classes & storage)
+    roles: list[str] = []
+    for rule in table["roles"]:
+        any_of = set(rule.get("any_of", []))
+        if rule.get("only"):
+            if classes and classes <= any_of:
+                roles.append(rule["role"])
+            continue
+        if any_of and not classes & any_of:
+            continue
+        if rule.get("needs_storage") and not has_storage:
+            continue
+        if not any_of and not rule.get("needs_storage"):
+            continue
+        roles.append(rule["role"])
+    return roles
+
+
+def fingerprint(probe: NodeProbe) -> dict[str, Any]:
+    """A JSON-safe fingerprint of ``probe``'s node (runs the tier probes when needed)."""
+    base = probe.base
+    answer = base.answer
+    attempts = [(0, base)] + [(i + 1, a) for i, a in enumerate(probe.tiers)]
+    classes, syntaxes = _accepted(attempts)
+    names = _names()
+    return {
+        "association": answer.kind,
+        "reason": answer.reason,
+        "transport": probe.transport or "unknown",
+        "tls_version": base.handshake.version if base.handshake else None,
+        "implementation_class_uid": answer.implementation_class_uid,
+        "implementation_version": answer.implementation_version,
+        "ae_title_well_formed": answer.ae_well_formed,
+        "max_pdu_length": answer.max_length,
+        "sop_classes": sorted(names.get(c, c) for c in classes),
+        "transfer_syntaxes": sorted(syntaxes),
+        "roles": infer_roles(classes),
+        "tiers_probed": len(attempts),
+        "tables": {"sop-tiers.json": load("sop-tiers.json")["version"]},
+    }

@@ -1,0 +1,345 @@
+"""Probe once, then check: everything RadGuard learns from a node, gathered lazily and cached.
+
+A :class:`NodeProbe` (DIMSE endpoint) or :class:`WebProbe` (HTTP endpoint) is created per target;
+checks ask it for observations, the first ask makes the connection (in a politeness turn) and every
+later ask reuses the answer. So a node sees each association at most once per run, whatever the
+number of checks reading it. The base association (unknown calling AE, tier 1 of the fingerprint
+contexts) also decides the transport: plaintext first, then TLS when the port did not speak DICOM
+in clear (or only TLS when the target says ``dicom+tls://``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from radguard.assess.association import Attempt, attempt
+from radguard.assess.channel import TlsConfig, client_context
+from radguard.assess.pdu import AssociateAnswer, Context, UserIdentity
+from radguard.assess.politeness import BudgetSpent, Device
+from radguard.assess.services import SessionResult, dimse_session, random_aet
+from radguard.assess.tables import load
+from radguard.assess.targets import Credentials, KnownPeer, Target
+from radguard.assess.testobject import PATIENT_ID
+from radguard.assess.tlsprobe import TlsObservation, handshake_once, observe_tls
+from radguard.assess.web import HttpObservation, WebProber, orthanc_delete_instance
+
+__all__ = ["NodeProbe", "ProbeOptions", "WebProbe", "tier_contexts"]
+
+_NOT_DICOM_CLEAR = ("garbage", "closed", "reset", "abort")
+UNREACHABLE = ("refused", "timeout", "unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOptions:
+    """What the user allowed: intrusive checks, credentials, known peers, the salt for hashes."""
+
+    intrusive: bool = False
+    credentials: Credentials = field(default_factory=Credentials)
+    known_peers: tuple[KnownPeer, ...] = ()
+    salt: bytes = b""
+
+
+def tier_contexts(index: int) -> list[Context]:
+    """Presentation contexts of fingerprint tier ``index`` (at most 128; tier 0 adds the
+    transfer-syntax probe: one context per syntax for CT Image Storage)."""
+    table = load("sop-tiers.json")
+    default = tuple(table["default_transfer_syntaxes"])
+    tiers = table["tiers"]
+    items: list[tuple[str, tuple[str, ...]]] = [(c["uid"], default)
+                                                for c in tiers[index]["sop_classes"]]
+    if index == 0:
+        probe = table["transfer_syntax_probe"]
+        items += [(probe["sop_class"], (ts["uid"],)) for ts in probe["syntaxes"]]
+    if len(items) > table["max_contexts"]:
+        raise ValueError(f"tier {index} has {len(items)} contexts")
+    return [Context(2 * n + 1, uid, ts) for n, (uid, ts) in enumerate(items)]
+
+
+def tier_count() -> int:
+    return len(load("sop-tiers.json")["tiers"])
+
+
+class NodeProbe:
+    """Lazy, cached observations of one DIMSE endpoint."""
+
+    def __init__(self, target: Target, device: Device, options: ProbeOptions,
+                 timeout: float) -> None:
+        self.target = target
+        self.device = device
+        self.options = options
+        self.timeout = timeout
+        self.calling = random_aet("RG")
+        self.skipped: list[str] = []
+        self.rest: list[WebProbe] = []
+        """HTTP probes of the same host (Orthanc REST), used to delete the store test object."""
+        creds = options.credentials
+        self.tls_config = TlsConfig(cert=creds.tls_cert, key=creds.tls_key)
+
+    # -- raw association attempts --------------------------------------------------------------
+    def _attempt(self, *, tls: bool, called: str, calling: str, contexts: list[Context],
+                 identity: UserIdentity | None = None,
+                 tls_config: TlsConfig | None = None) -> Attempt:
+        try:
+            with self.device.turn():
+                return attempt(self.target.host, self.target.port, called=called, calling=calling,
+                               contexts=contexts, timeout=self.timeout,
+                               tls=(tls_config or self.tls_config) if tls else None,
+                               identity=identity)
+        except BudgetSpent as exc:
+            return Attempt(AssociateAnswer("budget", reason=str(exc)))
+
+    @property
+    def probe_called(self) -> str:
+        """Called AE title used for the base probe: the target's, else a random one."""
+        return self.target.aet or self._random_called
+
+    @cached_property
+    def _random_called(self) -> str:
+        return random_aet("RGX")
+
+    @cached_property
+    def base(self) -> Attempt:
+        """The base association: unknown calling AE, fingerprint tier 0 (decides the transport)."""
+        contexts = tier_contexts(0)
+        if self.target.tls is True:
+            return self._attempt(tls=True, called=self.probe_called, calling=self.calling,
+                                 contexts=contexts)
+        clear = self._attempt(tls=False, called=self.probe_called, calling=self.calling,
+                              contexts=contexts)
+        if self.target.tls is False or clear.answer.kind not in _NOT_DICOM_CLEAR:
+            return clear
+        over_tls = self._attempt(tls=True, called=self.probe_called, calling=self.calling,
+                                 contexts=contexts)
+        hs = over_tls.handshake
+        return over_tls if hs is not None and (hs.ok or hs.server_hello) else clear
+
+    @property
+    def reachable(self) -> bool:
+        return self.base.answer.kind not in (*UNREACHABLE, "budget")
+
+    @property
+    def transport(self) -> str | None:
+        """``tls``, ``plain`` or ``None`` (no DICOM service recognised)."""
+        if self.base.handshake is not None:
+            hs = self.base.handshake
+            return "tls" if hs.ok or hs.server_hello else None
+        return "plain" if self.base.answer.kind in ("accept", "reject") else None
+
+    @property
+    def speaks_dicom(self) -> bool:
+        return self.base.answer.kind in ("accept", "reject")
+
+    @cached_property
+    def random_called(self) -> Attempt:
+        """Association with a random called AE title (Verification only)."""
+        if not self.target.aet:
+            return self.base
+        return self._attempt(tls=self.transport == "tls", called=self._random_called,
+                             calling=self.calling,
+                             contexts=[Context(1, "1.2.840.10008.1.1", ("1.2.840.10008.1.2",))])
+
+    @cached_property
+    def tiers(self) -> list[Attempt]:
+        """Further fingerprint tiers, only for a node that accepted storage in tier 0."""
+        out: list[Attempt] = []
+        if not self.base.accepted:
+            return out
+        for index in range(1, tier_count()):
+            out.append(self._attempt(tls=self.transport == "tls", called=self.probe_called,
+                                     calling=self.calling, contexts=tier_contexts(index)))
+        return out
+
+    @cached_property
+    def identity(self) -> Attempt | None:
+        """Plaintext association offering user identity (username + passcode, PS3.7 D.3.3.7)."""
+        if self.transport != "plain":
+            return None
+        ident = UserIdentity(2, b"radguard-probe", random_aet("PW").encode("ascii"))
+        return self._attempt(tls=False, called=self.probe_called, calling=self.calling,
+                             contexts=[Context(1, "1.2.840.10008.1.1", ("1.2.840.10008.1.2",))],
+                             identity=ident)
+
+    @cached_property
+    def tls(self) -> TlsObservation | None:
+        """Versions, suites and certificate, for a TLS endpoint."""
+        if self.transport != "tls":
+            return None
+        shake = handshake_once(self.target.host, self.target.port, self.timeout)
+
+        def polite(cfg: TlsConfig) -> Any:
+            with self.device.turn():
+                return shake(cfg)
+
+        try:
+            return observe_tls(polite, self.tls_config)
+        except BudgetSpent as exc:
+            self.skipped.append(str(exc))
+            return None
+
+    @cached_property
+    def without_client_cert(self) -> Attempt | None:
+        """Association over TLS with no client certificate (mutual authentication test)."""
+        if self.transport != "tls":
+            return None
+        if not self.tls_config.cert:
+            return self.base
+        return self._attempt(tls=True, called=self.probe_called, calling=self.calling,
+                             contexts=[Context(1, "1.2.840.10008.1.1", ("1.2.840.10008.1.2",))],
+                             tls_config=TlsConfig(with_client_cert=False))
+
+    # -- DIMSE sessions --------------------------------------------------------------------------
+    @property
+    def session_called(self) -> str | None:
+        if self.target.aet:
+            return self.target.aet
+        return self._random_called if self.base.accepted else None
+
+    def _session(self, calling: str, ops: tuple[str, ...]) -> SessionResult | None:
+        called = self.session_called
+        if called is None or not self.speaks_dicom:
+            return None
+        ctx: ssl.SSLContext | None = client_context(self.tls_config) if self.transport == "tls" \
+            else None
+        try:
+            with self.device.turn():
+                return dimse_session(self.target.host, self.target.port, called=called,
+                                     calling=calling, timeout=self.timeout, ops=ops,
+                                     salt=self.options.salt, tls=ctx,
+                                     move_bind=self.base.local_address or None)
+        except BudgetSpent as exc:
+            self.skipped.append(str(exc))
+            return None
+
+    @cached_property
+    def session(self) -> SessionResult | None:
+        """Unknown caller: echo, find, a C-GET of a random study; plus store/get/move when
+        intrusive checks are allowed."""
+        ops: tuple[str, ...] = ("echo", "find", "getprobe")
+        if self.options.intrusive:
+            ops += ("store", "get", "move")
+        return self._session(self.calling, ops)
+
+    def cleanup(self, uids: dict[str, str]) -> str:
+        """Delete the store test object through a reachable Orthanc REST API of the same host.
+
+        Returns what happened, in words, for the finding (never raises).
+        """
+        instance = uids.get("instance", "")
+        for web in self.rest:
+            if not web.reachable or not web.is_orthanc:
+                continue
+            if web.system.status != 200 and web.auth is None:
+                continue
+            if orthanc_delete_instance(web.web, web.base, web.auth, instance):
+                return f"deleted through {web.base}"
+        return (f"left in place: remove SOP Instance UID {instance} (patient ID "
+                f"{PATIENT_ID}) from the archive")
+
+    def spoof(self, peer: KnownPeer) -> SessionResult | None:
+        """A known peer's AE title from this station's address: echo and find."""
+        cache: dict[str, SessionResult | None] = self.__dict__.setdefault("_spoof", {})
+        if peer.aet not in cache:
+            cache[peer.aet] = self._session(peer.aet, ("echo", "find"))
+        return cache[peer.aet]
+
+
+class WebProbe:
+    """Lazy, cached observations of one HTTP endpoint (DICOMweb root and/or Orthanc REST)."""
+
+    def __init__(self, target: Target, device: Device, options: ProbeOptions,
+                 timeout: float) -> None:
+        self.target = target
+        self.options = options
+        self.web = WebProber(device.turn, timeout)
+        url = target.url or target.base_url
+        self.base = target.base_url
+        self.dicomweb = url if "dicom-web" in url else f"{url}/dicom-web"
+
+    def close(self) -> None:
+        self.web.close()
+
+    @cached_property
+    def first(self) -> HttpObservation:
+        """QIDO-RS ``/studies?limit=1`` without credentials, with an Origin header (CORS)."""
+        return self.web.request("GET", f"{self.dicomweb}/studies?limit=1",
+                                headers={"Origin": "https://radguard-probe.invalid",
+                                         "Accept": "application/dicom+json"})
+
+    @property
+    def reachable(self) -> bool:
+        return self.first.status is not None
+
+    @cached_property
+    def wado(self) -> HttpObservation:
+        return self.web.request("GET", f"{self.dicomweb}/studies/{_fake_uid()}/metadata")
+
+    @cached_property
+    def stow(self) -> HttpObservation:
+        boundary = "radguard-probe"
+        return self.web.request(
+            "POST", f"{self.dicomweb}/studies", content=f"--{boundary}--\r\n".encode(),
+            headers={"Content-Type": f'multipart/related; type="application/dicom"; '
+                                     f"boundary={boundary}"})
+
+    @cached_property
+    def system(self) -> HttpObservation:
+        """Orthanc ``/system`` without credentials."""
+        return self.web.request("GET", f"{self.base}/system", want_json=True)
+
+    @cached_property
+    def is_orthanc(self) -> bool:
+        if isinstance(self.system.json, dict) and "DicomAet" in self.system.json:
+            return True
+        server = self.system.headers.get("server", "") + self.first.headers.get("server", "")
+        realm = self.system.headers.get("www-authenticate", "")
+        return "orthanc" in server.lower() or "orthanc" in realm.lower()
+
+    @cached_property
+    def tried_credentials(self) -> tuple[str, HttpObservation] | None:
+        """The first user-named credential pair that opens ``/system`` (user name, answer)."""
+        if self.system.status not in (401, 403):
+            return None
+        for user, password in self.options.credentials.http_try:
+            obs = self.web.request("GET", f"{self.base}/system", auth=(user, password),
+                                   want_json=True)
+            if obs.status == 200:
+                return user, obs
+        return None
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """Best credentials to act with: none if open, the known account, a tried pair."""
+        if self.system.status == 200:
+            return None
+        if self.options.credentials.http_auth:
+            return self.options.credentials.http_auth
+        found = self.tried_credentials
+        if found is not None:
+            for user, password in self.options.credentials.http_try:
+                if user == found[0]:
+                    return user, password
+        return None
+
+    @cached_property
+    def system_authenticated(self) -> HttpObservation:
+        if self.system.status == 200:
+            return self.system
+        auth = self.auth
+        if auth is None:
+            return self.system
+        return self.web.request("GET", f"{self.base}/system", auth=auth, want_json=True)
+
+    @cached_property
+    def execute_script(self) -> HttpObservation:
+        """POST of an empty Lua script to ``/tools/execute-script`` (runs nothing)."""
+        return self.web.request("POST", f"{self.base}/tools/execute-script", auth=self.auth,
+                                content=b"")
+
+
+def _fake_uid() -> str:
+    import secrets
+
+    return f"2.25.{int.from_bytes(secrets.token_bytes(15), 'big')}"
