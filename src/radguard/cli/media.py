@@ -106,7 +106,7 @@ def scan(
     except OSError as exc:
         err_console.print(f"[bold red]error:[/] {path}: {exc}")
         raise typer.Exit(EXIT_ERROR) from exc
-    if fmt == "text" and output is None:
+    if fmt == "text" and output is None and out_console.is_terminal:
         _summary(report, verbose)
     else:
         write_output(get_format(fmt).render(report), output)

@@ -13,7 +13,7 @@ from typing import IO, Protocol
 
 __all__ = ["ByteSource", "FileSource", "MemorySource", "StreamSource", "open_path"]
 
-MEMORY_THRESHOLD = 32 * 1024 * 1024
+MEMORY_THRESHOLD = 8 * 1024 * 1024
 CHUNK = 1024 * 1024
 
 
