@@ -13,6 +13,8 @@ Series Number and Instance Number = indexes, Modality = ``OT``, Patient ID = ``U
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -93,8 +95,11 @@ def _leaf(leaf: Leaf, index: int) -> Dataset:
     rtype = table.get(str(ds.SOPClassUID), default)
     record: Dataset | None = None
     if rtype != "IMAGE":
+        filled = copy.copy(ds)
+        if not filled.get("InstanceNumber"):
+            filled.InstanceNumber = index  # invented, as for IMAGE records
         try:
-            record = DIRECTORY_RECORDERS[rtype](ds)
+            record = DIRECTORY_RECORDERS[rtype](filled)
         except (ValueError, KeyError, AttributeError):
             record = None  # the instance lacks a Type 1 key of that record: keep an IMAGE record
     if record is None:
@@ -151,7 +156,9 @@ def _flatten(nodes: list[_Node], out: list[tuple[_Node, list[_Node]]]) -> None:
 
 def build_dicomdir(leaves: Sequence[Leaf], fileset_id: str = "RADGUARD") -> bytes:
     """The bytes of a DICOMDIR (PS3.10 file, Explicit VR Little Endian) listing ``leaves``."""
-    roots = _tree(leaves)
+    with warnings.catch_warnings():  # source values pydicom finds non-conformant (dates "1997.04.24")
+        warnings.simplefilter("ignore", UserWarning)
+        roots = _tree(leaves)
     order: list[tuple[_Node, list[_Node]]] = []
     _flatten(roots, order)
     for node, _ in order:
