@@ -39,7 +39,7 @@ def pseudonymizer_for(options: DeidOptions) -> Pseudonymizer:
 def _text(ds: Dataset, keyword: str) -> str:
     try:
         value = ds.get(keyword, "")
-    except Exception:  # noqa: BLE001 - an undecodable value counts as absent
+    except Exception:  # an undecodable value counts as absent
         return ""
     return str(value or "").strip()
 

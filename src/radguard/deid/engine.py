@@ -213,7 +213,7 @@ def _private(ds: Dataset, tags: list[int], ctx: Context, path: str) -> None:
         if 0x0010 <= tag & 0xFFFF <= 0x00FF:
             try:
                 creators[(tag >> 16, tag & 0xFF)] = str(ds[tag].value or "")
-            except Exception:  # noqa: BLE001 - an undecodable creator keeps nothing of its block
+            except Exception:  # an undecodable creator keeps nothing of its block
                 creators[(tag >> 16, tag & 0xFF)] = ""
     kept: set[tuple[int, int]] = set()
     removed: dict[tuple[int, int], int] = {}
@@ -230,13 +230,13 @@ def _private(ds: Dataset, tags: list[int], ctx: Context, path: str) -> None:
             continue
         del ds[tag]
         removed[block] = removed.get(block, 0) + 1
-    for (group, low), creator in creators.items():
+    for group, low in creators:
         if (group, low) not in kept:
             del ds[(group << 16) | low]
             removed.setdefault((group, low), 0)
-    for (group, block), count in sorted(removed.items()):
-        name = creators.get((group, block), "")
-        ctx.changes.append(Change(f"{path}({group:04X},{block:02X}xx)", name or "private",
+    for (group, low), count in sorted(removed.items()):
+        name = creators.get((group, low), "")
+        ctx.changes.append(Change(f"{path}({group:04X},{low:02X}xx)", name or "private",
                                   "X", f"E.1-1 Basic Profile X: private attributes ({count} "
                                        "elements and their creator)"))
 
@@ -245,8 +245,8 @@ def process_dataset(ds: Dataset, ctx: Context, path: str = "", *, nested: bool =
                     mode: str = "normal") -> None:
     """Apply the plan to ``ds`` in place, recursing into sequences; record every change in ``ctx``."""
     private: list[int] = []
-    for tag in list(ds.keys()):
-        tag = int(tag)
+    for base_tag in list(ds.keys()):
+        tag = int(base_tag)
         group = tag >> 16
         if group & 1:
             private.append(tag)
@@ -281,6 +281,6 @@ def process_dataset(ds: Dataset, ctx: Context, path: str = "", *, nested: bool =
         _apply(ds, tag, vr, action, reason, name, ctx, path, nested, mode)
     if private:
         if ctx.originals is not None and not nested:
-            for tag in private:
-                ctx.originals[tag] = copy.deepcopy(ds[tag])
+            for ptag in private:
+                ctx.originals[ptag] = copy.deepcopy(ds[ptag])
         _private(ds, private, ctx, path)

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ImplicitVRLittleEndian
 
 from radguard import __version__
-
 from radguard.deid.dataset import deidentify_dataset
 from radguard.deid.options import DeidOptions
 from radguard.deid.report import FileDeidReport, FileStatus
@@ -31,7 +32,7 @@ from radguard.dicomio import MemorySource, ReadLimits, open_path, walk
 from radguard.errors import RadGuardError
 from radguard.findings import ControlRef, Evidence, Finding, Severity
 
-__all__ = ["REFUSING_PROBLEMS", "deidentify_file", "write_atomic"]
+__all__ = ["REFUSING_PROBLEMS", "deidentify_file", "quiet_pydicom", "write_atomic"]
 
 REFUSING_PROBLEMS = frozenset({"limit-exceeded", "malformed", "truncated", "value-past-eof",
                                "item-length-overrun", "invalid-vr"})
@@ -46,6 +47,20 @@ def _refuse(src: Path, check: str, message: str, remedy: str, offset: int | None
     finding = Finding(check, severity, message, Evidence(str(src), offset), _CONTROLS, remedy,
                       asset=str(src))
     return FileDeidReport(str(src), None, FileStatus.REFUSED, findings=(finding,), message=message)
+
+
+@contextlib.contextmanager
+def quiet_pydicom() -> Iterator[None]:
+    """Silence pydicom's warnings and log records for the block: they quote element values."""
+    logger = logging.getLogger("pydicom")
+    previous = logger.disabled
+    logger.disabled = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.disabled = previous
 
 
 def write_atomic(data: bytes, dst: Path) -> None:
@@ -95,8 +110,7 @@ def deidentify_file(src: Path, dst: Path, options: DeidOptions,
     hostile or unreadable files and FAILED when the output cannot be written. pydicom's warnings are
     silenced here: they quote values, and values are PHI (DESIGN.md invariant 4).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_pydicom():
         return _deidentify_file(Path(src), Path(dst), options, limits)
 
 
@@ -130,7 +144,7 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
                            severity=Severity.INFO)
         try:
             ds = pydicom.dcmread(io.BytesIO(data) if data is not None else str(src), force=True)
-        except Exception as exc:  # noqa: BLE001 - pydicom's many errors become one finding
+        except Exception as exc:  # pydicom's many errors become one finding
             return _refuse(src, "deid.unreadable", f"pydicom cannot parse it ({type(exc).__name__})",
                            "run 'radguard media scan' on it")
     finally:
@@ -140,8 +154,7 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
         meta = ds.file_meta if isinstance(getattr(ds, "file_meta", None), FileMetaDataset) \
             else FileMetaDataset()
         if "TransferSyntaxUID" not in meta:
-            meta.TransferSyntaxUID = (ImplicitVRLittleEndian if result.transfer_syntax is None
-                                      else result.transfer_syntax or ExplicitVRLittleEndian)
+            meta.TransferSyntaxUID = UID(result.transfer_syntax or ImplicitVRLittleEndian)
         for tag in _file_meta_removals():
             if tag in meta:
                 del meta[tag]
@@ -156,7 +169,7 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
         out = _encode(ds)
     except RadGuardError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a data set pydicom cannot encode is refused
+    except Exception as exc:  # a data set pydicom cannot encode is refused
         return _refuse(src, "deid.unwritable", f"cannot encode the de-identified data set "
                        f"({type(exc).__name__}: {str(exc)[:120]})", "report this file's structure")
     if options.rename and "SOPInstanceUID" in ds:

@@ -103,7 +103,7 @@ def clean_pixels(ds: Dataset, *, rules_file: str | None, ocr: bool,
         return out
     try:
         arr = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is reported, not raised
+    except Exception as exc:  # any decoder failure is reported, not raised
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "?")
         out.uncleaned.append(f"pixel data could not be decoded (transfer syntax {ts}: "
                              f"{type(exc).__name__}): not cleaned")

@@ -43,7 +43,7 @@ def _values(elem_value: object) -> list[str]:
     if elem_value is None:
         return []
     if isinstance(elem_value, list | tuple) or type(elem_value).__name__ == "MultiValue":
-        return [str(v) for v in elem_value]  # type: ignore[union-attr]
+        return [str(v) for v in elem_value]  # type: ignore[attr-defined]
     return [str(elem_value)]
 
 
@@ -60,8 +60,8 @@ def identifier_tokens(ds: Dataset) -> list[str]:
             continue
         try:
             values = _values(elem.value)
-        except Exception:  # noqa: BLE001 - a value pydicom cannot decode has nothing to offer
-            continue
+        except Exception:  # a value pydicom cannot decode has nothing to offer
+            values = []
         for value in values:
             value = value.strip()
             if elem.VR == "PN":

@@ -33,7 +33,7 @@ from pydicom.dataset import Dataset
 
 from radguard.deid.actions import unlisted_rules
 from radguard.deid.dataset import plan_for
-from radguard.deid.files import REFUSING_PROBLEMS
+from radguard.deid.files import REFUSING_PROBLEMS, quiet_pydicom
 from radguard.deid.options import Option
 from radguard.deid.scrub import _GENERIC, _date_spellings
 from radguard.deid.tables import method_codes, safe_private
@@ -68,7 +68,7 @@ def read_guarded(path: Path) -> tuple[Dataset | None, bytes, WalkResult | None, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return pydicom.dcmread(io.BytesIO(data), force=True), data, result, ""
-    except Exception as exc:  # noqa: BLE001 - reported as a finding
+    except Exception as exc:  # reported as a finding
         return None, data, result, f"pydicom cannot parse it ({type(exc).__name__})"
 
 
@@ -193,7 +193,11 @@ def verify_file(path: Path, original: Path | None = None) -> list[Finding]:
     ``original`` is the file it was made from, if known; its identifying values are then searched
     for in the output. Unreadable outputs give a ``deid.unreadable-output`` finding.
     """
-    path = Path(path)
+    with quiet_pydicom():
+        return _verify(Path(path), original)
+
+
+def _verify(path: Path, original: Path | None) -> list[Finding]:
     ds, data, result, problem = read_guarded(path)
     if ds is None:
         return [_finding("deid.unreadable-output", Severity.HIGH, f"cannot verify: {problem}", path)]

@@ -1,0 +1,178 @@
+"""De-identify a folder (or one file) in parallel, audit it, and verify folders afterwards.
+
+:func:`deidentify_tree` mirrors INPUT into OUTPUT (same sub-folders and file names, unless
+``rename``); one file gives one file. Files are handed to :func:`radguard.engine.run_batched` on every
+core; each worker compiles the table once. With ``resume`` a file whose output already exists (outputs
+are written atomically, so an existing one is complete) is not done again.
+
+Audit (PS3.15 A.5.3.6 DICOM Instances Accessed, action C): de-identification creates new instances
+from the originals; every original study is a participant object with Data Life Cycle 7
+(De-identification) and the Anonymized flag. When the output is removable media (``media_id``), a
+Data Export message (A.5.3.4, life cycle 10, Anonymized) follows, as for any export.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from radguard import __version__
+from radguard.audit import AuditEmitter, builders
+from radguard.audit.message import ActionCode, AuditMessage, Outcome
+from radguard.config import Settings
+from radguard.deid.errors import DeidError, DeidKeyError
+from radguard.deid.files import deidentify_file
+from radguard.deid.options import DeidOptions
+from radguard.deid.report import DeidRunReport, FileDeidReport, FileStatus
+from radguard.deid.tables import table_versions
+from radguard.deid.verify import verify_file
+from radguard.dicomio import ReadLimits
+from radguard.engine import run_batched
+from radguard.findings import Finding
+
+__all__ = ["audit_run", "deidentify_tree", "pairs", "project_key", "verify_tree"]
+
+ProgressFn = Callable[[int, int, str], None]
+KEY_FILE = "keys/deid-project.key"
+
+
+def project_key(settings: Settings, key_file: Path | None = None) -> bytes:
+    """The project key: ``key_file`` if given, else ``<home>/keys/deid-project.key``, created on
+    first use (32 random bytes, mode 0600; never printed). Copy that file to every machine that must
+    produce the same pseudonyms."""
+    path = key_file or settings.home_path / KEY_FILE
+    if key_file is None and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+            fh.flush()
+            os.fsync(fh.fileno())
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise DeidKeyError(f"cannot read the project key: {exc.strerror}", subject=str(path),
+                           remedy="check the key file path and its permissions") from exc
+    return key
+
+
+def pairs(source: Path, output: Path) -> Iterator[tuple[Path, Path]]:
+    """(input file, output file) for every regular file under ``source``, sorted; symlinks skipped."""
+    if source.is_file():
+        yield source, (output / source.name if output.is_dir() else output)
+        return
+    src_root, out_root = source.resolve(), output.resolve()
+    if out_root == src_root or src_root in out_root.parents:
+        raise DeidError("the output folder is inside the input folder", subject=str(output),
+                        remedy="choose an --out folder outside INPUT")
+    for path in sorted(source.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            yield path, output / path.relative_to(source)
+
+
+def _init(options: DeidOptions, limits: ReadLimits, resume: bool) -> tuple[Any, ...]:
+    return (options, limits, resume)
+
+
+def _one(state: tuple[Any, ...], item: tuple[Path, Path]) -> FileDeidReport:
+    options, limits, resume = state
+    src, dst = item
+    if resume and dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
+        return FileDeidReport(str(src), str(dst), FileStatus.DEIDENTIFIED,
+                              message="already de-identified (resume)")
+    report: FileDeidReport = deidentify_file(src, dst, options, limits)
+    return report
+
+
+def deidentify_tree(source: Path, output: Path, options: DeidOptions, *, workers: int = 1,
+                    limits: ReadLimits | None = None, progress: ProgressFn | None = None,
+                    resume: bool = False) -> DeidRunReport:
+    """De-identify every file of ``source`` into ``output``; see the module docstring.
+
+    Raises :class:`DeidError` when ``source`` does not exist or ``output`` lies inside it.
+    """
+    source, output = Path(source), Path(output)
+    if not source.exists():
+        raise DeidError("input not found", subject=str(source), remedy="check the path")
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    items = list(pairs(source, output))
+    reports: list[FileDeidReport] = []
+    for report in run_batched(_one, items, initializer=_init,
+                              initargs=(options, limits or ReadLimits(), resume),
+                              workers=max(1, workers), batch_size=8):
+        reports.append(report)
+        if progress is not None:
+            progress(len(reports), len(items), report.source)
+    reports.sort(key=lambda r: r.source)
+    return DeidRunReport(
+        input=str(source), output=str(output), options=tuple(options.option_list),
+        preset=options.preset, files=tuple(reports), tables=table_versions(),
+        started=started.isoformat(timespec="seconds"),
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        seconds=time.perf_counter() - t0, radguard_version=__version__,
+    )
+
+
+def _deid_message(report: DeidRunReport, settings: Settings) -> AuditMessage:
+    done = [f for f in report.files if f.ok and f.changes is not None]
+    patients = sorted({f.changes.original_patient_id for f in done
+                       if f.changes and f.changes.original_patient_id})
+    studies = sorted({f.changes.original_study_uid for f in done
+                      if f.changes and f.changes.original_study_uid})
+    c = report.counts()
+    outcome = Outcome.SUCCESS if c["refused"] + c["failed"] + c["incomplete"] == 0 \
+        else Outcome.MINOR_FAILURE
+    message = builders.instances_accessed(
+        user=settings.operator_name, station=settings.station_name, patient_ids=patients,
+        study_uids=studies, action=ActionCode.CREATE, site=settings.site or None, outcome=outcome,
+        description=(f"de-identification (PS3.15 Annex E; options: "
+                     f"{', '.join(report.options) or 'basic'}) of {c['files']} files: "
+                     f"{c['deidentified']} done, {c['incomplete']} incomplete, {c['refused']} "
+                     f"refused, {c['failed']} failed")[:1000],
+    )
+    objects = tuple(replace(o, life_cycle=7, anonymized=True) if o.type_code == 2 else
+                    replace(o, life_cycle=7) for o in message.objects)
+    return replace(message, objects=objects)
+
+
+def audit_run(report: DeidRunReport, settings: Settings, *, media_id: str | None = None,
+              emitter: AuditEmitter | None = None) -> str:
+    """Emit the audit message(s) of a run; returns a short description for the report."""
+    emitter = emitter or AuditEmitter.from_settings(settings)
+    emitter.emit(_deid_message(report, settings))
+    sent = "DICOM Instances Accessed (C, life cycle 7 De-identification)"
+    if media_id:
+        done = [f.changes for f in report.files if f.ok and f.changes is not None]
+        emitter.emit(builders.data_export(
+            user=settings.operator_name, station=settings.station_name, media_id=media_id,
+            patient_ids=sorted({c.new_patient_id for c in done if c.new_patient_id}),
+            study_uids=sorted({c.new_study_uid for c in done if c.new_study_uid}),
+            encrypted=False, anonymized=True, site=settings.site or None,
+            description=f"de-identified copies written to {media_id}"))
+        sent += " + Data Export (anonymized)"
+    return sent
+
+
+def verify_tree(output: Path, original: Path | None = None, *,
+                progress: ProgressFn | None = None) -> dict[str, list[Finding]]:
+    """Verify every file under ``output``; originals are paired by relative path (or the file)."""
+    files = [output] if output.is_file() else sorted(
+        p for p in output.rglob("*") if p.is_file() and not p.is_symlink())
+    results: dict[str, list[Finding]] = {}
+    for i, path in enumerate(files, start=1):
+        orig: Path | None = None
+        if original is not None:
+            if original.is_dir():
+                orig = original / (path.relative_to(output) if output.is_dir() else path.name)
+            else:
+                orig = original
+        results[str(path)] = verify_file(path, orig if orig is not None and orig.exists() else None)
+        if progress is not None:
+            progress(i, len(files), str(path))
+    return results
