@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -19,14 +19,11 @@ from radguard.cli.common import (
     progress_bar,
     write_output,
 )
-from radguard.dicomio import ReadLimits
 from radguard.errors import RadGuardError
 from radguard.findings import Verdict
-from radguard.formats import get_format
-from radguard.media.engines import EngineConfig
-from radguard.media.interface import MediumReport
-from radguard.media.jobs import run_scan
-from radguard.media.scan import ScanOptions
+
+if TYPE_CHECKING:
+    from radguard.media.interface import MediumReport
 
 app = typer.Typer(help="Outside media: scan (quarantine verdicts), and more to come.",
                   no_args_is_help=True)
@@ -85,6 +82,12 @@ def scan(
     Never writes to PATH and never follows a link out of it. Exit status: 0 clean, 1 suspicious or
     dangerous, 2 could not scan.
     """
+    from radguard.dicomio import ReadLimits
+    from radguard.formats import get_format
+    from radguard.media.engines import EngineConfig
+    from radguard.media.jobs import run_scan
+    from radguard.media.scan import ScanOptions
+
     settings = get_settings(ctx)
     if fmt not in ("text", "json", "html"):
         fail(f"unknown format {fmt!r}: use text, json or html")
