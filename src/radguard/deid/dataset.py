@@ -30,10 +30,21 @@ def plan_for(options: frozenset[str]) -> Plan:
     return Plan(options)
 
 
-@lru_cache(maxsize=8)
+_PSEUDONYMIZERS: dict[int, tuple[DeidOptions, Pseudonymizer]] = {}
+
+
 def pseudonymizer_for(options: DeidOptions) -> Pseudonymizer:
-    """One pseudonymizer per options (its UID memo is shared by every file of a run)."""
-    return Pseudonymizer(options.key, mapping=options.mapping, max_shift_days=options.max_shift_days)
+    """One pseudonymizer per options object (its UID memo is shared by every file of a run).
+
+    Keyed by identity, not equality: the mapping is not part of equality (it may be large)."""
+    cached = _PSEUDONYMIZERS.get(id(options))
+    if cached is not None and cached[0] is options:
+        return cached[1]
+    if len(_PSEUDONYMIZERS) >= 8:
+        _PSEUDONYMIZERS.clear()
+    made = Pseudonymizer(options.key, mapping=options.mapping, max_shift_days=options.max_shift_days)
+    _PSEUDONYMIZERS[id(options)] = (options, made)
+    return made
 
 
 def _text(ds: Dataset, keyword: str) -> str:

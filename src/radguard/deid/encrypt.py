@@ -11,6 +11,8 @@ Only the holder of the recipient's private key can re-identify; ``openssl cms -d
 
 from __future__ import annotations
 
+from io import BytesIO
+
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
@@ -71,12 +73,12 @@ def decrypt_attributes(item: Dataset, certificate: bytes, private_key: bytes) ->
     """The original attributes from an Encrypted Attributes Sequence item (recipient side)."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import load_pem_private_key, pkcs7
-    from pydicom import dcmread
+    from pydicom.filereader import read_dataset
 
     cert = x509.load_pem_x509_certificate(certificate)
     key = load_pem_private_key(private_key, password=None)
     plain = pkcs7.pkcs7_decrypt_der(bytes(item.EncryptedContent), cert, key,  # type: ignore[arg-type]
-                                    [pkcs7.PKCS7Options.Binary])
-    content = dcmread(DicomBytesIO(plain), force=True)
+                                    [])
+    content = read_dataset(BytesIO(plain), is_implicit_VR=False, is_little_endian=True)
     result: Dataset = content.ModifiedAttributesSequence[0]
     return result
