@@ -1,0 +1,42 @@
+"""The shipped tables are generated from the standard's CSVs and nothing else; the public surface."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import radguard.deid
+from radguard.deid.tables import method_codes, profile_table, safe_private, table_versions
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "domain"
+
+
+@pytest.mark.skipif(not (SHARED / "ps3.15-2023b-table-E.1-1.csv").exists(),
+                    reason="shared/domain CSVs not beside the repository")
+def test_generated_tables_match_the_standard_csvs() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_deid_table.py"), "--check",
+                           "--shared", str(SHARED)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_tables_load_with_versions() -> None:
+    table = profile_table()
+    assert table.lookup(0x00100010) is not None and table.lookup(0x00100010).basic == "Z"
+    assert table.lookup(0x60023000) is not None  # (60xx,3000) range
+    assert table.lookup(0x50100020) is not None  # (50xx,xxxx) range
+    assert safe_private().is_safe("Philips PET Private Group", 0x70531000)
+    assert not safe_private().is_safe("Philips PET Private Group", 0x70531077)
+    assert method_codes()["retain-safe-private"][0] == "113111"
+    assert set(table_versions()) == {"profile", "safe-private", "cid7050", "presets", "iod-types",
+                                     "pixel-rules"}
+
+
+def test_public_api_is_explicit() -> None:
+    for name in radguard.deid.__all__:
+        assert hasattr(radguard.deid, name), name
+    assert {"DeidOptions", "deidentify_dataset", "deidentify_file", "verify_file"} <= set(
+        radguard.deid.__all__)
