@@ -19,6 +19,7 @@ indefinite lengths, constructed OCTET STRINGs), with AES-128/192/256-CBC content
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -82,6 +83,30 @@ class CertificateRecipient:
         return self.certificate.fingerprint(hashes.SHA256()).hex()
 
 
+@functools.lru_cache(maxsize=64)
+def _ktri_prefix(issuer_and_serial: bytes, transport: KeyTransport) -> bytes:
+    """Version, rid and key encryption algorithm of a ``KeyTransRecipientInfo`` (RFC 5652 6.2.1),
+    the same for every file of an export; only the encrypted key differs."""
+    if transport == "rsa-oaep":
+        alg = {"algorithm": "rsaes_oaep", "parameters": {
+            "hash_algorithm": {"algorithm": "sha256"},
+            "mask_gen_algorithm": {"algorithm": "mgf1", "parameters": {"algorithm": "sha256"}}}}
+    else:
+        alg = {"algorithm": "rsaes_pkcs1v15"}
+    rid = cms.RecipientIdentifier({"issuer_and_serial_number":
+                                   cms.IssuerAndSerialNumber.load(issuer_and_serial)})
+    der = cms.KeyTransRecipientInfo({"version": "v0", "rid": rid, "key_encryption_algorithm": alg,
+                                     "encrypted_key": b""}).dump()
+    assert isinstance(der, bytes) and der.endswith(b"\x04\x00")
+    return _content(der)[:-2]
+
+
+def _content(der: bytes) -> bytes:
+    """The contents octets of a DER element (after its identifier and length)."""
+    n = der[1] & 0x7F if der[1] & 0x80 else 0
+    return der[2 + n:]
+
+
 def _oaep() -> asym.OAEP:
     return asym.OAEP(mgf=asym.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
@@ -106,20 +131,9 @@ class Recipients:
     def _ktri(self, rec: CertificateRecipient, cek: bytes) -> bytes:
         key = rec.certificate.public_key()
         assert isinstance(key, RSAPublicKey)
-        if self.transport == "rsa-oaep":
-            alg = {"algorithm": "rsaes_oaep", "parameters": {
-                "hash_algorithm": {"algorithm": "sha256"},
-                "mask_gen_algorithm": {"algorithm": "mgf1",
-                                       "parameters": {"algorithm": "sha256"}}}}
-            wrapped = key.encrypt(cek, _oaep())
-        else:
-            alg = {"algorithm": "rsaes_pkcs1v15"}
-            wrapped = key.encrypt(cek, asym.PKCS1v15())
-        rid = cms.RecipientIdentifier({"issuer_and_serial_number":
-                                       cms.IssuerAndSerialNumber.load(rec.issuer_and_serial)})
-        return bytes(cms.KeyTransRecipientInfo({"version": "v0", "rid": rid,
-                                                "key_encryption_algorithm": alg,
-                                                "encrypted_key": wrapped}).dump())
+        pad = _oaep() if self.transport == "rsa-oaep" else asym.PKCS1v15()
+        prefix = _ktri_prefix(rec.issuer_and_serial, self.transport)
+        return tlv(0x30, prefix + tlv(0x04, key.encrypt(cek, pad)))
 
     def recipient_infos(self, cek: bytes) -> bytes:
         """DER ``SET OF RecipientInfo`` (elements sorted, X.690 11.6) for ``cek``."""

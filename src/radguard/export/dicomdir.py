@@ -30,6 +30,8 @@ from radguard.export.policy import record_types
 __all__ = ["Leaf", "build_dicomdir"]
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+_NEXT_HEADER = b"\x04\x00\x00\x14UL\x04\x00"  # (0004,1400) UL, length 4
+_LOWER_HEADER = b"\x04\x00\x20\x14UL\x04\x00"  # (0004,1420) UL, length 4
 IMPLEMENTATION_CLASS_UID = "2.25.35901264747746386631434543079302577920"
 """Implementation Class UID of RadGuard's DICOMDIR writer: a UUID-derived UID (PS3.5 B.2)."""
 
@@ -148,9 +150,10 @@ def _encode(ds: Dataset) -> bytes:
     return fp.getvalue()
 
 
-def _flatten(nodes: list[_Node], out: list[tuple[_Node, list[_Node]]]) -> None:
-    for node in nodes:
-        out.append((node, nodes))
+def _flatten(nodes: list[_Node], out: list[tuple[_Node, _Node | None]]) -> None:
+    """Depth-first order, each node with its next sibling (identity, not Dataset equality)."""
+    for i, node in enumerate(nodes):
+        out.append((node, nodes[i + 1] if i + 1 < len(nodes) else None))
         _flatten(node.children, out)
 
 
@@ -159,7 +162,7 @@ def build_dicomdir(leaves: Sequence[Leaf], fileset_id: str = "RADGUARD") -> byte
     with warnings.catch_warnings():  # source values pydicom finds non-conformant (dates "1997.04.24")
         warnings.simplefilter("ignore", UserWarning)
         roots = _tree(leaves)
-    order: list[tuple[_Node, list[_Node]]] = []
+    order: list[tuple[_Node, _Node | None]] = []
     _flatten(roots, order)
     for node, _ in order:
         node.record.OffsetOfTheNextDirectoryRecord = 0
@@ -183,21 +186,23 @@ def build_dicomdir(leaves: Sequence[Leaf], fileset_id: str = "RADGUARD") -> byte
     top.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = 0
     top.FileSetConsistencyFlag = 0
     start = len(head) + len(_encode(top)) + 12  # + (0004,1220) SQ header with explicit length
+    encoded = [bytearray(_encode(node.record)) for node, _ in order]
     position: dict[int, int] = {}
     pos = start
-    for node, _ in order:
+    for (node, _), rec in zip(order, encoded, strict=True):
         position[id(node)] = pos
-        pos += 8 + len(_encode(node.record))
-    for node, siblings in order:
-        i = siblings.index(node)
-        if i + 1 < len(siblings):
-            node.record.OffsetOfTheNextDirectoryRecord = position[id(siblings[i + 1])]
+        pos += 8 + len(rec)
+    for (node, following), rec in zip(order, encoded, strict=True):
+        # (0004,1400) and (0004,1420) are the record's first and third elements (explicit VR LE,
+        # UL): patch their values in place instead of encoding every record a second time.
+        assert rec[0:8] == _NEXT_HEADER and rec[22:30] == _LOWER_HEADER
+        if following is not None:
+            rec[8:12] = position[id(following)].to_bytes(4, "little")
         if node.children:
-            node.record.OffsetOfReferencedLowerLevelDirectoryEntity = position[id(node.children[0])]
+            rec[30:34] = position[id(node.children[0])].to_bytes(4, "little")
     if roots:
         top.OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity = position[id(roots[0])]
         top.OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity = position[id(roots[-1])]
-    items = b"".join(b"\xfe\xff\x00\xe0" + len(r).to_bytes(4, "little") + r
-                     for r in (_encode(node.record) for node, _ in order))
+    items = b"".join(b"\xfe\xff\x00\xe0" + len(r).to_bytes(4, "little") + r for r in encoded)
     seq = b"\x04\x00\x20\x12SQ\x00\x00" + len(items).to_bytes(4, "little")
     return head + _encode(top) + seq + items

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -136,8 +136,10 @@ def open_medium(path: Path) -> Medium:
     return IsoMedium(path)
 
 
-def write_iso(stage: Path, names: Sequence[str], target: Path, label: str) -> None:
-    """Write an ISO 9660 + Joliet image of the files ``names`` (relative to ``stage``)."""
+def write_iso(stage: Path, names: Sequence[str], target: Path, label: str,
+              local: Callable[[str], Path] | None = None) -> None:
+    """Write an ISO 9660 + Joliet image of the files ``names``; ``local(rel)`` gives the staged
+    file of each (default: ``stage/rel``)."""
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=1, joliet=3, vol_ident=label[:32])
     made: set[str] = set()
@@ -148,7 +150,8 @@ def write_iso(stage: Path, names: Sequence[str], target: Path, label: str) -> No
             if d not in made:
                 iso.add_directory(iso_path=d, joliet_path=d)
                 made.add(d)
-        iso.add_file(str(stage.joinpath(*parts)), iso_path=_iso_name(rel), joliet_path="/" + rel)
+        src = local(rel) if local is not None else stage.joinpath(*parts)
+        iso.add_file(str(src), iso_path=_iso_name(rel), joliet_path="/" + rel)
     try:
         with open(target, "xb") as fh:
             iso.write_fp(fh)

@@ -13,6 +13,7 @@ deliberately slow, and the per-file salt would add nothing against an attacker w
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from radguard.export.der import tlv
 from radguard.export.errors import EnvelopeError, WrongPassword
 
 __all__ = ["PWRI_KEK", "PasswordKek", "PasswordRecipientInfo", "kek_unwrap", "kek_wrap"]
@@ -29,6 +31,8 @@ PWRI_KEK = "1.2.840.113549.1.9.16.3.9"
 MAX_ITERATIONS = 10_000_000
 """A hostile medium could ask the reader for any PBKDF2 work; more than this is refused."""
 
+_PWRI_KEK_OID = bytes.fromhex("060b2a864886f70d0109100309")
+_AES256_CBC_OID = bytes.fromhex("060960864801650304012a")
 _PRF: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512, "sha1": hashes.SHA1}
 
@@ -76,21 +80,26 @@ class PasswordKek:
         return cls(kdf.derive(password.encode("ascii")), salt, iterations, prf)
 
     def recipient_info(self, cek: bytes) -> bytes:
-        """DER of the ``[3] IMPLICIT PasswordRecipientInfo`` choice wrapping ``cek``."""
+        """DER of the ``[3] IMPLICIT PasswordRecipientInfo`` choice wrapping ``cek``.
+
+        The key derivation part is the same for every file of an export, so it is encoded once
+        (asn1crypto) and the per-file IV and wrapped key are framed with :func:`tlv`.
+        """
         iv = os.urandom(16)
-        params = {"salt": algos.Pbkdf2Salt(name="specified", value=self.salt),
-                  "iteration_count": self.iterations, "prf": {"algorithm": self.prf}}
-        pwri = PasswordRecipientInfo({
-            "version": "v0",
-            "key_derivation_algorithm": {"algorithm": "pbkdf2", "parameters": params},
-            "key_encryption_algorithm": {
-                "algorithm": PWRI_KEK,
-                "parameters": {"algorithm": "aes256_cbc", "parameters": iv},
-            },
-            "encrypted_key": kek_wrap(self.key, iv, cek),
-        }).dump()
-        assert isinstance(pwri, bytes)
-        return b"\xa3" + pwri[1:]
+        kea = tlv(0x30, _PWRI_KEK_OID + tlv(0x30, _AES256_CBC_OID + tlv(0x04, iv)))
+        body = (b"\x02\x01\x00" + _kdf_der(self.salt, self.iterations, self.prf) + kea
+                + tlv(0x04, kek_wrap(self.key, iv, cek)))
+        return tlv(0xA3, body)
+
+
+@functools.lru_cache(maxsize=8)
+def _kdf_der(salt: bytes, iterations: int, prf: str) -> bytes:
+    """``[0] IMPLICIT KeyDerivationAlgorithmIdentifier`` (PBKDF2 with salt, count, PRF)."""
+    params = {"salt": algos.Pbkdf2Salt(name="specified", value=salt),
+              "iteration_count": iterations, "prf": {"algorithm": prf}}
+    der = algos.KdfAlgorithm({"algorithm": "pbkdf2", "parameters": params}).dump()
+    assert isinstance(der, bytes)
+    return b"\xa0" + der[1:]
 
 
 def _cbc(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:

@@ -89,10 +89,12 @@ def _deid_hook(names: Sequence[str], key: bytes) -> Callable[[Dataset], Dataset]
 
 
 class _Out:
-    """A file of the staging folder, created exclusively (0600), hashed while written."""
+    """A file of the staging folder, created exclusively (0600); fsynced on close when it is part
+    of the final medium (a folder target), not when it only feeds an ISO image."""
 
-    def __init__(self, stage: Path, rel: str):
-        path = stage.joinpath(*rel.split("/"))
+    def __init__(self, stage: Path, rel: str, durable: bool = True):
+        self.durable = durable
+        path = staged(stage, rel, flat=not durable)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.fh = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
@@ -101,8 +103,15 @@ class _Out:
 
     def __exit__(self, *exc: object) -> None:
         self.fh.flush()
-        os.fsync(self.fh.fileno())
+        if self.durable:
+            os.fsync(self.fh.fileno())
         self.fh.close()
+
+
+def staged(stage: Path, rel: str, *, flat: bool) -> Path:
+    """Where file ``rel`` of a medium is staged: at its place in a folder target, or under a flat
+    name when it only feeds an ISO image (no directory tree to create and remove)."""
+    return stage / rel.replace("/", "_") if flat else stage.joinpath(*rel.split("/"))
 
 
 def _copy(src: BinaryIO, size: int, dst: BinaryIO) -> Digests:
@@ -128,7 +137,7 @@ class _Job:
     created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M"))
 
     def store(self, stage: Path, rel: str, src: BinaryIO, size: int) -> Entry:
-        with _Out(stage, rel) as dst:
+        with _Out(stage, rel, not self.options.iso) as dst:
             if self.recipients is None:
                 d = _copy(src, size, dst)
                 return Entry(rel, d.stored_size, d.stored_sha256, False)
@@ -189,18 +198,19 @@ class _Job:
             if self.options.index_html:
                 texts.append(("INDEX.HTM", index_htm(facts)))
             for rel, data in texts:
-                with _Out(stage, rel) as fh:
+                with _Out(stage, rel, not self.options.iso) as fh:
                     fh.write(data)
                 entries.append(Entry(rel, len(data), hashlib.sha256(data).hexdigest(), False))
             body, sig = self.manifest(plan, entries).signed(self.signer)
             for rel, data in ((MANIFEST, body), (SIGNATURE, sig)):
-                with _Out(stage, rel) as fh:
+                with _Out(stage, rel, not self.options.iso) as fh:
                     fh.write(data)
             names = [e.path for e in entries] + [MANIFEST, SIGNATURE]
             if self.options.iso:
                 tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
                 try:
-                    write_iso(stage, names, tmp, self.options.label)
+                    write_iso(stage, names, tmp, self.options.label,
+                              lambda rel: staged(stage, rel, flat=True))
                     _check_fits(tmp.stat().st_size, self.options.media, target)
                     os.rename(tmp, target)
                 finally:
