@@ -13,6 +13,11 @@
    delivery. A repository that is down leaves the messages in the spool for the next emit (or
    :meth:`AuditEmitter.flush`) and is logged as a warning; it never raises.
 
+4. when a local repository is attached (``repository``; from the settings: ``local_repository =
+   true`` in the ``[audit]`` section), appends it straight into the audit record repository in
+   the store (:class:`radguard.audit.repository.LocalRepository`). A store that refuses is logged
+   as a warning; the journal already holds the message.
+
 Delivery is at-least-once: a crash between sending and deleting a spool file resends it later.
 Locks use ``fcntl.flock`` (POSIX), so several RadGuard processes may share one home.
 """
@@ -28,12 +33,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from radguard.audit.message import AuditMessage
 from radguard.audit.schema import validate
 from radguard.audit.syslog import SyslogSender, SyslogUnavailable
-from radguard.errors import AuditError
+from radguard.errors import AuditError, RadGuardError
 
 if TYPE_CHECKING:
     from radguard.config import Settings
@@ -41,6 +46,12 @@ if TYPE_CHECKING:
 __all__ = ["AuditEmitter", "read_journal"]
 
 log = logging.getLogger(__name__)
+
+
+class _RepositorySink(Protocol):
+    """Where :meth:`AuditEmitter.emit` also writes when a local repository is attached."""
+
+    def append(self, xml: bytes) -> int: ...
 
 _SPOOL_SUFFIX = ".xml"
 
@@ -62,6 +73,9 @@ class AuditEmitter:
         TLS options for a ``tls://`` repository (paths to PEM files).
     timeout:
         Seconds allowed to connect and send to the repository.
+    repository:
+        An object with ``append(xml: bytes)`` (a local audit record repository) that receives
+        every emitted message too, or ``None``.
 
     Raises
     ------
@@ -81,8 +95,10 @@ class AuditEmitter:
         key: str | os.PathLike[str] | None = None,
         app_name: str = "radguard",
         timeout: float = 5.0,
+        repository: _RepositorySink | None = None,
     ) -> None:
         self.station = station
+        self.repository = repository
         self.site = site
         self.journal_dir = Path(home) / "audit" / "journal"
         self.spool_dir = Path(home) / "audit" / "spool"
@@ -96,7 +112,13 @@ class AuditEmitter:
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditEmitter:
         """An emitter configured from ``home``, ``station``, ``site`` and the ``audit_syslog*``
-        settings."""
+        settings; with ``local_repository = true`` in ``[audit]`` it also writes straight into
+        the audit record repository of the store (``database_url``)."""
+        repository: _RepositorySink | None = None
+        if settings.section("audit").get("local_repository"):
+            from radguard.audit.repository.local import LocalRepository
+
+            repository = LocalRepository(settings.db_url, settings.station_name)
         return cls(
             settings.home_path,
             settings.station_name,
@@ -105,6 +127,7 @@ class AuditEmitter:
             ca=settings.audit_syslog_ca or None,
             cert=settings.audit_syslog_cert or None,
             key=settings.audit_syslog_key or None,
+            repository=repository,
         )
 
     # -- emitting --------------------------------------------------------------------------------
@@ -122,6 +145,12 @@ class AuditEmitter:
         xml = message.to_xml()
         validate(xml)
         self._append_journal(xml)
+        if self.repository is not None:
+            try:
+                self.repository.append(xml)
+            except RadGuardError as exc:
+                log.warning("local audit repository refused a message (%s); it is in the "
+                            "journal", exc.message)
         if self.sender is not None:
             self._spool(xml)
             self.flush()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import socket
 from collections import Counter
 from collections.abc import Sequence
@@ -189,7 +190,9 @@ class RepositoryService:
         if self._queue is None:
             await self.start()
         assert self._queue is not None
-        pool: Executor = (ProcessPoolExecutor(self.config.parse_workers, initializer=_warm)
+        # "spawn": a forked child could inherit a lock held by one of this process's threads.
+        pool: Executor = (ProcessPoolExecutor(self.config.parse_workers, initializer=_warm,
+                                              mp_context=multiprocessing.get_context("spawn"))
                           if self.config.parse_workers > 0 else ThreadPoolExecutor(1))
         write_pool = ThreadPoolExecutor(1, thread_name_prefix="audit-writer")
         parsed: asyncio.Queue[list[ParsedMessage] | None] = asyncio.Queue(2)
