@@ -110,6 +110,73 @@ def sanitize(
     raise typer.Exit(EXIT_OK if report.counts["excluded"] == 0 else EXIT_FINDINGS)
 
 
+def import_package(
+    ctx: typer.Context,
+    package: Annotated[Path, typer.Argument(help="Custody package (folder or .tar).")],
+    to: Annotated[str, typer.Option("--to", help="Destination profile name, dimse://AET@host:port"
+                                    "[?tls=1&ca=..&cert=..&key=..&calling=AET] or "
+                                    "https://host:port/dicom-web.")],
+    patient_id: Annotated[str | None, typer.Option("--patient-id", help="Local Patient ID for "
+                                                   "every instance.")] = None,
+    issuer: Annotated[str | None, typer.Option("--issuer", help="Local Issuer of Patient ID.")
+                      ] = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="Reconciliation CSV: outside_"
+                                               "patient_id,outside_issuer,local_patient_id,"
+                                               "local_issuer.")] = None,
+    keep_ids: Annotated[bool, typer.Option("--keep-ids", help="Import the outside identifiers "
+                                           "unchanged (explicit choice).")] = False,
+    new_uids: Annotated[bool, typer.Option("--new-uids", help="New Study/Series/SOP Instance "
+                                           "UIDs (the same on every rerun).")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text | json | html")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Report file.")] = None,
+) -> None:
+    """Verify a custody package, reconcile patient identity, send it to PACS and confirm.
+
+    Nothing is sent unless the signature and every hash verify. A rerun sends only what the
+    destination has not confirmed. Exit: 0 every instance confirmed, 1 some refused or missing,
+    2 refused package, unreachable destination or other error.
+    """
+    from radguard.importer import ImportOptions
+    from radguard.importer import import_package as run_import
+    from radguard.media.custody import PackageRefusedDetail
+
+    settings = get_settings(ctx)
+    options = ImportOptions(patient_id=patient_id, issuer=issuer,
+                            rules=str(rules) if rules else None, keep_ids=keep_ids,
+                            new_uids=new_uids)
+    try:
+        with progress_bar(f"importing {package.name}") as update:
+            report = run_import(settings, package, to, options, update)
+    except PackageRefusedDetail as exc:
+        for p in exc.problems[:50]:
+            err_console.print(f"  refused: {p}", highlight=False, markup=False)
+        fail(exc)
+    except RadGuardError as exc:
+        fail(exc)
+    if fmt == "text" and output is None:
+        c = report.counts
+        out_console.print(f"[bold]Import[/] {report.package_id} -> {report.destination}: "
+                          f"{c['confirmed']}/{c['instances']} confirmed, {c['refused']} refused, "
+                          f"{c['missing']} missing, {c['sent']} unconfirmed "
+                          f"({report.sent_this_run} sent this run"
+                          f"{', resumed' if report.resumed else ''})", highlight=False)
+        for line in report.reconciliation:
+            out_console.print(f"  reconciled: {line}", highlight=False, markup=False)
+        if report.confirmation_error:
+            out_console.print(f"  not confirmed: {report.confirmation_error}", highlight=False,
+                              markup=False)
+        bad = [i for i in report.instances if i.state != "confirmed"]
+        if bad:
+            table = Table("member", "SOP instance", "state", "status", "meaning")
+            for i in bad[:500]:
+                table.add_row(i.name, i.sop_instance_uid, i.state,
+                              "" if i.status is None else f"0x{i.status:04X}", i.meaning)
+            out_console.print(table)
+    else:
+        _render(report, fmt, output, "import_report.html.j2")
+    raise typer.Exit(EXIT_OK if report.complete else EXIT_FINDINGS)
+
+
 @quarantine_app.command("list")
 def q_list(
     ctx: typer.Context,
@@ -250,6 +317,7 @@ def k_trust(ctx: typer.Context,
 def register(app: typer.Typer, media_app: typer.Typer) -> None:
     """Add the custody commands to the root app and the ``media`` group."""
     media_app.command("sanitize")(sanitize)
+    media_app.command("import")(import_package)
     app.add_typer(quarantine_app, name="quarantine")
     app.add_typer(keys_app, name="keys")
 

@@ -8,6 +8,7 @@ raised as :class:`AssociationFailed` naming the peer and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,10 +48,8 @@ def set_nodelay(event: Any) -> None:
     """``EVT_CONN_OPEN`` handler: switch Nagle's algorithm off on the association's socket."""
     sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):  # not a TCP socket: nothing to tune
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass  # not a TCP socket; nothing to tune
 
 
 def open_association(peer: Peer, contexts: Iterable[tuple[str, Iterable[str]]]) -> Any:

@@ -27,6 +27,10 @@ def instances_in_study(assoc: Any, study_uid: str, series_uid: str | None = None
     AssociationFailed
         The query failed (status) or the association went away.
     """
+    if not any(cx.abstract_syntax == FIND_MODEL for cx in assoc.accepted_contexts):
+        raise AssociationFailed("the peer does not accept C-FIND (Study Root) from this AE, so "
+                                "arrival cannot be confirmed", subject=study_uid,
+                                remedy="allow queries for the calling AE, or check the PACS by hand")
     query = Dataset()
     query.QueryRetrieveLevel = "IMAGE"
     query.StudyInstanceUID = study_uid

@@ -1,7 +1,7 @@
 """Destinations of an import: a named profile from the config, or a URL written out.
 
 - ``dimse://AET@host:port`` with ``?tls=1&ca=PATH&cert=PATH&key=PATH&calling=AET&verify_host=0``
-  (TLS per PS3.15 B.12, client certificate, AE titles);
+  and ``&timeout=SECONDS`` (TLS per PS3.15 B.12, client certificate, AE titles);
 - ``https://host:port/dicom-web`` (STOW-RS/QIDO-RS, PS3.18); ``http://`` only for loopback hosts;
   basic authentication from ``username``/``password`` or a bearer ``token`` in the profile (or the
   ``RADGUARD_DEST_PASSWORD`` / ``RADGUARD_DEST_TOKEN`` environment variables), never in the URL.
@@ -87,8 +87,13 @@ def parse_destination(text: str, settings: Settings | None = None,
         if opts.get("tls", "0") in ("1", "true", "yes"):
             tls = TlsOptions(ca=opts.get("ca"), cert=opts.get("cert"), key=opts.get("key"),
                              check_hostname=opts.get("verify_host", "1") not in ("0", "false"))
-        return Peer(parts.hostname, parts.port, unquote(parts.username),
+        peer = Peer(parts.hostname, parts.port, unquote(parts.username),
                     opts.get("calling", "RADGUARD"), tls)
+        if "timeout" in opts:
+            seconds = float(opts["timeout"])
+            peer = Peer(peer.host, peer.port, peer.called_aet, peer.calling_aet, tls,
+                        {"acse": seconds, "dimse": seconds, "network": seconds})
+        return peer
     if parts.scheme in ("https", "http"):
         if parts.username or parts.password:
             raise DestinationInvalid("credentials do not belong in the URL", subject=parts.hostname,
