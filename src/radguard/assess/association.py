@@ -90,7 +90,9 @@ def attempt(host: str, port: int, *, called: str | bytes, calling: str | bytes,
             channel.send(rq)
             pdu_type, body = read_pdu(channel, deadline)
         except ChannelError as exc:
-            return Attempt(AssociateAnswer(exc.kind, reason=exc.detail), handshake,
+            # connected but no answer: the device is there and silent, not unreachable
+            kind = "silent" if exc.kind == "timeout" else exc.kind
+            return Attempt(AssociateAnswer(kind, reason=exc.detail), handshake,
                            channel.local_address, time.monotonic() - start)
         answer = parse_answer(pdu_type, body)
         if answer.kind == "accept":

@@ -16,6 +16,7 @@ import socket
 import ssl
 import struct
 import time
+import warnings
 from dataclasses import dataclass
 
 __all__ = ["Channel", "ChannelError", "HandshakeInfo", "TlsConfig", "client_context", "open_channel"]
@@ -49,12 +50,11 @@ def client_context(cfg: TlsConfig) -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_NONE
     ctx.options |= getattr(ssl, "OP_LEGACY_SERVER_CONNECT", 0)
     ctx.set_ciphers(f"{cfg.ciphers or 'ALL:eNULL'}:@SECLEVEL=0")
-    if cfg.min_version is not None:
-        ctx.minimum_version = cfg.min_version
-    else:
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
-    if cfg.max_version is not None:
-        ctx.maximum_version = cfg.max_version
+    with warnings.catch_warnings():  # old versions are deprecated: probing them is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = cfg.min_version or ssl.TLSVersion.TLSv1
+        if cfg.max_version is not None:
+            ctx.maximum_version = cfg.max_version
     if cfg.cert and cfg.with_client_cert:
         ctx.load_cert_chain(cfg.cert, cfg.key)
     return ctx
@@ -176,8 +176,8 @@ class Channel:
                 ok = True
                 break
             except ssl.SSLWantReadError:
-                self._flush()
                 try:
+                    self._flush()
                     data = self._recv_some(deadline)
                 except ChannelError as exc:
                     error = exc.kind if exc.kind != "closed" else "closed during handshake"
@@ -242,7 +242,13 @@ def open_channel(host: str, port: int, timeout: float) -> Channel:
         raise ChannelError("refused", "connection refused") from exc
     except TimeoutError as exc:
         raise ChannelError("timeout", "no TCP connection before the deadline") from exc
+    except ConnectionResetError as exc:
+        raise ChannelError("reset", "connection reset by peer") from exc
     except OSError as exc:
         raise ChannelError("unreachable", str(exc)) from exc
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return Channel(sock, timeout)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return Channel(sock, timeout)
+    except OSError as exc:  # reset between connect and the first call on the socket
+        sock.close()
+        raise ChannelError("reset", str(exc)) from exc

@@ -197,8 +197,9 @@ class StoreOpen(Check):
 class IdentityPlaintext(Check):
     id = "dicom.identity-plaintext"
     severity = Severity.HIGH
-    description = ("User identity negotiation (PS3.7 D.3.3.7) with a passcode is accepted over a "
-                   "plaintext association: the passcode travels in clear.")
+    description = ("User identity negotiation (PS3.7 D.3.3.7) with a passcode is used over a "
+                   "plaintext association (acknowledged, verified or required): passcodes travel "
+                   "in clear.")
     remedy = "Require TLS for associations that carry user identity; refuse it on plaintext ports."
     sends = ("plaintext A-ASSOCIATE-RQ with User Identity (type 2, dummy user 'radguard-probe' and "
              "a random passcode, positive response requested)",)
@@ -208,16 +209,20 @@ class IdentityPlaintext(Check):
         if probe.transport != "plain":
             raise NotRun("TLS endpoint: identity is not sent in clear")
         a = probe.identity
-        if a is None or not a.accepted:
+        if a is None:
             return []
-        answered = a.answer.identity_response is not None
-        if answered or not probe.base.accepted:
-            how = ("acknowledged the identity (server response 0x59)" if answered
-                   else "accepted only with the identity")
-            return [self.finding(f"plaintext association with username and passcode {how}",
-                                 asset=probe.target.name, identity_type=2,
-                                 server_response=answered)]
-        return []
+        answered = a.accepted and a.answer.identity_response is not None
+        checks_it = probe.base.accepted and a.answer.kind == "reject"
+        needs_it = a.accepted and not probe.base.accepted
+        if not (answered or checks_it or needs_it):
+            return []
+        how = ("acknowledged the identity (server response 0x59)" if answered else
+               "evaluated the passcode (refused RadGuard's random one)" if checks_it else
+               "accepted the association only with an identity")
+        return [self.finding(f"user identity negotiation over plaintext: the node {how}; "
+                             "users' passcodes reach it in clear", asset=probe.target.name,
+                             identity_type=2, behaviour="answered" if answered else
+                             "verified" if checks_it else "required")]
 
 
 @register

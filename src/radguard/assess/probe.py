@@ -40,6 +40,8 @@ class ProbeOptions:
     credentials: Credentials = field(default_factory=Credentials)
     known_peers: tuple[KnownPeer, ...] = ()
     salt: bytes = b""
+    move_port: int = 0
+    """Port of RadGuard's own C-MOVE destination (0: any free port)."""
 
 
 def tier_contexts(index: int) -> list[Context]:
@@ -208,7 +210,8 @@ class NodeProbe:
                 return dimse_session(self.target.host, self.target.port, called=called,
                                      calling=calling, timeout=self.timeout, ops=ops,
                                      salt=self.options.salt, tls=ctx,
-                                     move_bind=self.base.local_address or None)
+                                     move_bind=self.base.local_address or None,
+                                     move_port=self.options.move_port)
         except BudgetSpent as exc:
             self.skipped.append(str(exc))
             return None

@@ -104,7 +104,7 @@ class SessionResult:
 class MoveListener:
     """A storage SCP RadGuard runs on itself as a C-MOVE destination; it keeps nothing."""
 
-    def __init__(self, bind: str, timeout: float) -> None:
+    def __init__(self, bind: str, timeout: float, port: int = 0) -> None:
         self.aet = random_aet("RGMV")
         self.received = 0
         ae = AE(ae_title=self.aet)
@@ -112,7 +112,7 @@ class MoveListener:
         for cls in _GET_STORAGE:
             ae.add_supported_context(cls, _TS)
         ae.require_called_aet = True
-        server = ae.start_server((bind, 0), block=False, evt_handlers=[
+        server = ae.start_server((bind, port), block=False, evt_handlers=[
             (evt.EVT_C_STORE, self._on_store), (evt.EVT_CONN_OPEN, _nodelay)])
         assert server is not None
         self._server = server
@@ -185,7 +185,7 @@ def _retrieve(assoc: Any, study_uid: str, move_aet: str | None) -> int | None:
 
 def dimse_session(host: str, port: int, *, called: str, calling: str, timeout: float,
                   ops: tuple[str, ...], salt: bytes, tls: ssl.SSLContext | None = None,
-                  move_bind: str | None = None) -> SessionResult:
+                  move_bind: str | None = None, move_port: int = 0) -> SessionResult:
     """Run ``ops`` (echo, find, store, get, move) in one association; see the module docstring."""
     ae = AE(ae_title=calling)
     ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = ae.connection_timeout = timeout
@@ -232,31 +232,36 @@ def dimse_session(host: str, port: int, *, called: str, calling: str, timeout: f
         return SessionResult(kind, reason=kind)
     values: dict[str, Any] = {}
     uid: str | None = None
-    def run_op(op: str, assoc: Any) -> None:
+    def run_op(op: str, assoc: Any) -> int | None:
         nonlocal uid
+        status: int | None = None
         if op == "echo":
-            values["echo"] = _status(assoc.send_c_echo())
+            status = values["echo"] = _status(assoc.send_c_echo())
         elif op == "find":
             status, model, matches, digest, uid = _find(assoc, salt)
             values.update(find_status=status, find_model=model, find_matches=matches,
                           find_hash=digest)
         elif op == "getprobe":
-            values["getprobe_status"] = _retrieve(assoc, random_uid(), None)
+            status = values["getprobe_status"] = _retrieve(assoc, random_uid(), None)
         elif op == "store":
             ds, uids = testobject.build()
-            values["store_status"] = _status(assoc.send_c_store(ds))
+            status = values["store_status"] = _status(assoc.send_c_store(ds))
             values["store_uids"] = uids
-            if values["store_status"] == 0x0000:
+            if status == 0x0000:
                 uid = uids["study"]
         elif op == "get" and uid:
-            values.update(get_status=_retrieve(assoc, uid, None), get_received=received["get"])
+            status = _retrieve(assoc, uid, None)
+            values.update(get_status=status, get_received=received["get"])
         elif op == "move" and uid and move_bind:
-            listener = MoveListener(move_bind, timeout)
+            listener = MoveListener(move_bind, timeout, move_port)
             try:
-                values.update(move_status=_retrieve(assoc, uid, listener.aet),
-                              move_received=listener.received)
+                status = _retrieve(assoc, uid, listener.aet)
+                values.update(move_status=status, move_received=listener.received)
             finally:
                 listener.close()
+        else:
+            return 0
+        return status
 
     try:
         for op in ops:
@@ -266,11 +271,15 @@ def dimse_session(host: str, port: int, *, called: str, calling: str, timeout: f
                     errors.append(f"{op}: association could not be re-opened")
                     break
                 try:
-                    run_op(op, assoc)
+                    if run_op(op, assoc) is None and assoc.is_established:
+                        assoc.abort()  # no status: the peer is dropping it; start afresh
                     break
                 except RuntimeError as exc:
                     if _try:
                         errors.append(f"{op}: {exc}")
+                except ValueError as exc:  # no accepted context for this operation
+                    errors.append(f"{op}: {exc}")
+                    break
     except (RuntimeError, ValueError, OSError) as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:

@@ -11,6 +11,7 @@ allowed by PS3.15 B.13). Grading lives in :mod:`radguard.assess.tlsgrade`.
 from __future__ import annotations
 
 import ssl
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -19,8 +20,10 @@ from radguard.assess.tables import cipher_suites
 
 __all__ = ["TlsObservation", "observe_tls"]
 
-_VERSIONS = (("TLSv1", ssl.TLSVersion.TLSv1), ("TLSv1.1", ssl.TLSVersion.TLSv1_1),
-             ("TLSv1.2", ssl.TLSVersion.TLSv1_2), ("TLSv1.3", ssl.TLSVersion.TLSv1_3))
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    _VERSIONS = (("TLSv1", ssl.TLSVersion.TLSv1), ("TLSv1.1", ssl.TLSVersion.TLSv1_1),
+                 ("TLSv1.2", ssl.TLSVersion.TLSv1_2), ("TLSv1.3", ssl.TLSVersion.TLSv1_3))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,7 @@ def observe_tls(handshake: Handshake, base: TlsConfig, *, max_rounds: int = 24) 
             if not offer:
                 break
             try:
-                info = handshake(replace(base, max_version=top, min_version=ssl.TLSVersion.TLSv1,
+                info = handshake(replace(base, max_version=top, min_version=None,
                                          ciphers=":".join(s.openssl for s in offer)))
             except ssl.SSLError as exc:
                 errors.append(f"cipher probe: {exc}")

@@ -81,6 +81,8 @@ def assess(
     budget: Annotated[float, typer.Option(help="Seconds per device in all.")] = 120.0,
     per_host: Annotated[bool, typer.Option("--per-host", help="Treat each host (not each port) "
                                            "as one device.")] = False,
+    move_port: Annotated[int, typer.Option("--move-port", help="Port of RadGuard's own C-MOVE "
+                                           "destination (0: any free port).")] = 0,
     workers: Annotated[int, typer.Option(help="Devices assessed in parallel.")] = 32,
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not save results in the "
                                             "store.")] = False,
@@ -145,7 +147,7 @@ def assess(
             write_output("\n".join(lines) + "\n", output)
         raise typer.Exit(EXIT_OK)
     options = ProbeOptions(intrusive=intrusive, credentials=creds, known_peers=peers,
-                           salt=load_salt(settings.home_path))
+                           salt=load_salt(settings.home_path), move_port=move_port)
     policy = Politeness(rate=rate, timeout=timeout, budget=budget, per_host=per_host)
     try:
         with progress_bar("assessing") as update:
