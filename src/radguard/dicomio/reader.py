@@ -18,7 +18,7 @@ from typing import IO
 
 from radguard.dicomio.limits import ReadLimits
 from radguard.dicomio.result import PixelInfo, Problem, ValueRef, WalkResult
-from radguard.dicomio.source import ByteSource, StreamSource
+from radguard.dicomio.source import ByteSource, MemorySource, StreamSource
 from radguard.dicomio.vr import LONG_LENGTH_VRS, TEXT_VRS, VALID_VRS, implicit_vr, transfer_syntax
 
 __all__ = ["COLLECTED_TAGS", "walk"]
@@ -59,6 +59,10 @@ COLLECTED_TAGS = frozenset(
     }
 )
 """Top-level attributes whose values :func:`walk` decodes (small values only)."""
+
+
+_REF_VRS = frozenset((b"UN", b"OB", b"OW", b"OD", b"OF", b"OL", b"OV"))
+_SPECIAL_TAGS = frozenset((PIXEL_DATA, ENCAPSULATED_DOCUMENT, TRAILING_PADDING))
 
 
 class _Stop(Exception):
@@ -103,14 +107,19 @@ class _Walker:
         self.hdr = struct.Struct("<HH" if little else ">HH")
         self.u16 = struct.Struct("<H" if little else ">H")
         self.u32 = struct.Struct("<I" if little else ">I")
+        self.buf: bytes | None = src.data if isinstance(src, MemorySource) else None
 
     # -- helpers -------------------------------------------------------------------------------
     def _problem(self, code: str, message: str, offset: int | None, **details: object) -> None:
         self.st.problems.append(Problem(code, message, offset, self.st.inflated, details))
 
     def _tick(self, offset: int) -> None:
+        self.st.elements += 1
+        self._tick_slow(offset)
+
+    def _tick_slow(self, offset: int) -> None:
+        """Check the element count and, every 1024 elements, the time limit."""
         st = self.st
-        st.elements += 1
         if st.elements > st.limits.max_elements:
             self._problem("limit-exceeded", f"more than {st.limits.max_elements} data elements "
                           "(element bomb)", offset, limit="max_elements")
@@ -119,24 +128,6 @@ class _Walker:
             self._problem("limit-exceeded", f"walking took longer than {st.limits.max_seconds} s",
                           offset, limit="max_seconds")
             raise _Stop
-
-    def _header(self, pos: int, end: int) -> tuple[int, bytes, int, int] | None:
-        """Read an element header at ``pos``: (tag, vr, length, value offset), or None if invalid VR."""
-        raw = self.src.read_at(pos, 12)
-        group, elem = self.hdr.unpack_from(raw, 0)
-        tag = (group << 16) | elem
-        if group == 0xFFFE:
-            return tag, b"", self.u32.unpack_from(raw, 4)[0], pos + 8
-        if not self.explicit:
-            return tag, implicit_vr(tag), self.u32.unpack_from(raw, 4)[0], pos + 8
-        vr = raw[4:6]
-        if vr not in VALID_VRS:
-            return None
-        if vr in LONG_LENGTH_VRS:
-            if len(raw) < 12:
-                return tag, vr, -1, pos + 12
-            return tag, vr, self.u32.unpack_from(raw, 8)[0], pos + 12
-        return tag, vr, self.u16.unpack_from(raw, 6)[0], pos + 8
 
     # -- data sets ----------------------------------------------------------------------------
     def dataset(self, pos: int, end: int, depth: int, *, top: bool, undefined: bool) -> int:
@@ -155,42 +146,68 @@ class _Walker:
         last_tag = -1
         last_value = (0, 0)
         group_end: tuple[int, int, int] | None = None  # (group, declared end, offset of length)
+        # Hot loop: locals and inlined header parsing (the walk is most of a scan's cost).
+        buf = self.buf
+        read_at = self.src.read_at
+        hdr_unpack = self.hdr.unpack_from
+        u16_unpack = self.u16.unpack_from
+        u32_unpack = self.u32.unpack_from
+        explicit = self.explicit
+        limits = st.limits
+        max_elements = limits.max_elements
+        max_value_length = limits.max_value_length
         while pos < end:
             if end - pos < 8:
                 if top:
                     return pos  # leftovers become trailing data
                 self._problem("truncated", "element header cut short by the end of the item", pos)
                 raise _Stop
-            header = self._header(pos, end)
-            if header is None:
+            raw = buf[pos : pos + 12] if buf is not None else read_at(pos, 12)
+            group, elem = hdr_unpack(raw, 0)
+            tag = (group << 16) | elem
+            if group == 0xFFFE or not explicit:
+                vr = b"" if group == 0xFFFE else implicit_vr(tag)
+                length = u32_unpack(raw, 4)[0]
+                vpos = pos + 8
+            else:
+                vr = raw[4:6]
+                if vr not in VALID_VRS:
+                    if top:
+                        return pos
+                    self._problem("invalid-vr", "element with an invalid value representation "
+                                  "inside a sequence item", pos)
+                    raise _Stop
+                if vr in LONG_LENGTH_VRS:
+                    length = u32_unpack(raw, 8)[0] if len(raw) >= 12 else -1
+                    vpos = pos + 12
+                else:
+                    length = u16_unpack(raw, 6)[0]
+                    vpos = pos + 8
+            if group == 0xFFFE:
+                if tag == ITEM_DELIM:
+                    if undefined:
+                        return vpos
+                    self._problem("malformed", "item delimiter outside an undefined-length item", pos)
+                    raise _Stop
                 if top:
                     return pos
-                self._problem("invalid-vr", "element with an invalid value representation inside "
-                              "a sequence item", pos)
-                raise _Stop
-            tag, vr, length, vpos = header
-            if tag == ITEM_DELIM:
-                if undefined:
-                    return vpos
-                self._problem("malformed", "item delimiter outside an undefined-length item", pos)
-                raise _Stop
-            if tag >> 16 == 0xFFFE:
-                if top:
-                    return pos
-                self._problem("malformed", f"unexpected delimiter ({tag >> 16:04X},{tag & 0xFFFF:04X})"
-                              " in a data set", pos)
+                self._problem("malformed", f"unexpected delimiter ({group:04X},{elem:04X}) in a data "
+                              "set", pos)
                 raise _Stop
             if tag <= last_tag:
-                if top and (tag >> 16) < 0x0008 and last_tag >> 16 >= 0x0008:
+                if top and group < 0x0008 and last_tag >> 16 >= 0x0008:
                     return pos  # something that looks like a new data set: trailing data
                 self._disorder(tag, last_tag, last_value, vpos, length, pos)
-            if tag >> 16 == 0x0002 and not top:
+            if group == 0x0002 and not top:
                 self._problem("malformed", "File Meta Information element inside a data set", pos)
-            self._tick(pos)
-            if group_end is not None and tag >> 16 != group_end[0]:
+            st.elements += 1
+            if st.elements > max_elements or st.elements & 0x3FF == 0:
+                self._tick_slow(pos)
+            if group_end is not None and group != group_end[0]:
                 self._check_group(group_end, pos)
                 group_end = None
-            last_tag = max(tag, last_tag)
+            if tag > last_tag:
+                last_tag = tag
             last_value = (vpos, length)
             if length == UNDEFINED:
                 pos = self._undefined(tag, vr, vpos, end, depth, pos)
@@ -199,21 +216,21 @@ class _Walker:
                 limit_is_file = end >= self.src.size if not st.inflated else top
                 code = "value-past-eof" if limit_is_file else "value-past-item"
                 where = "end of file" if limit_is_file else "end of its item"
-                self._problem(code, f"({tag >> 16:04X},{tag & 0xFFFF:04X}) claims {length} bytes, "
+                self._problem(code, f"({group:04X},{elem:04X}) claims {length} bytes, "
                               f"past the {where} ({max(0, end - vpos)} bytes remain)", pos,
                               tag=f"{tag:08X}", length=length)
                 raise _Stop
-            if length > st.limits.max_value_length:
+            if length > max_value_length:
                 self._problem("limit-exceeded", f"value of {length} bytes exceeds the value length "
                               "limit", pos, limit="max_value_length")
                 raise _Stop
-            if vr == b"SQ" or (vr == b"UN" and not self.explicit and length and self._looks_like_item(vpos)):
+            if vr == b"SQ" or (vr == b"UN" and not explicit and length and self._looks_like_item(vpos)):
                 self._items(vpos, vpos + length, depth + 1, undefined=False)
-            else:
+            elif group & 1 or vr in _REF_VRS or tag in _SPECIAL_TAGS or (top and tag in COLLECTED_TAGS):
                 self._value(tag, vr, vpos, length, depth, top)
-                if tag & 0xFFFF == 0 and vr == b"UL" and length == 4 and top and tag >> 16 != 0x0002:
-                    declared = self.u32.unpack(self.src.read_at(vpos, 4))[0]
-                    group_end = (tag >> 16, vpos + 4 + declared, pos)
+            if elem == 0 and top and vr == b"UL" and length == 4 and group != 0x0002:
+                declared = u32_unpack(read_at(vpos, 4), 0)[0]
+                group_end = (group, vpos + 4 + declared, pos)
             pos = vpos + length
         if group_end is not None:
             self._check_group(group_end, pos)
