@@ -39,6 +39,7 @@ def _name(cn: str) -> x509.Name:
 
 
 class TestPki:
+    __test__ = False
     """A CA and leaves under ``folder``; generate once per session (RSA keys are slow)."""
 
     def __init__(self, folder: Path) -> None:

@@ -138,7 +138,8 @@ class AssociateAnswer:
 
     ``kind`` is ``accept`` (AC), ``reject`` (RJ), ``abort`` (A-ABORT), ``garbage`` (something that
     is not a valid answer PDU), ``closed`` (connection closed with no answer), ``reset``,
-    ``silent`` (connected, no answer in time), ``timeout`` (no TCP connection in time), ``refused`` (no TCP connection), ``tls-failed``.
+    ``silent`` (connected, no answer in time), ``timeout`` (no TCP connection in time),
+    ``refused`` (no TCP connection), ``tls-failed``.
     """
 
     kind: str
