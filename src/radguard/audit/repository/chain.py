@@ -84,7 +84,10 @@ def verify(store: Store, progress: Callable[[int], None] | None = None) -> Chain
             for row in rows:
                 fields = tuple(row[: len(FIELDS)])
                 rid = int(row[0])
-                expected = record_hash(previous, fields, row[-2])
+                raw = row[-2]
+                # a tampered row may hold text where bytes were stored: still hash, never crash
+                raw = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "replace")
+                expected = record_hash(previous, fields, raw)
                 if expected != row[-1]:
                     gap = rid != last_id + 1
                     why = (f"record {rid} does not follow record {last_id}: records between "
