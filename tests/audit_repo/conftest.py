@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.audit.audit_peers import Pki, pki  # noqa: F401  (fixture re-export)
 
 from radguard.audit.repository import (
     AlertSink,
@@ -27,7 +28,6 @@ from radguard.audit.repository import (
 )
 from radguard.audit.repository.rules import Context
 from radguard.store import Store
-from tests.audit.audit_peers import Pki, pki  # noqa: F401  (fixture re-export)
 
 __all__ = ["LiveRepository", "pki"]
 

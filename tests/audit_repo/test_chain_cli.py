@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.audit_repo.messages import every_a53_message, one_line, syslog
 from typer.testing import CliRunner
 
 from radguard.audit import AuditEmitter, builders
@@ -23,7 +24,6 @@ from radguard.audit.repository import (
 )
 from radguard.cli import app
 from radguard.store import Store, findings_for_scan
-from tests.audit_repo.messages import every_a53_message, one_line, syslog
 
 NOW = datetime(2025, 11, 28, 12, 0, tzinfo=UTC)
 

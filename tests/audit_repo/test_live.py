@@ -13,10 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
-
-from radguard.audit.repository import SearchQuery, read_stats, search, verify
-from radguard.audit.syslog import octet_counted
-from radguard.store.models_audit import AuditRecord
 from tests.audit.audit_peers import Pki
 from tests.audit_repo.conftest import LiveRepository
 from tests.audit_repo.messages import (
@@ -28,6 +24,10 @@ from tests.audit_repo.messages import (
 )
 from tests.audit_repo.rsyslog_peer import start_rsyslog
 from tests.support.peers import require
+
+from radguard.audit.repository import SearchQuery, read_stats, search, verify
+from radguard.audit.syslog import octet_counted
+from radguard.store.models_audit import AuditRecord
 
 
 def _validities(repo: LiveRepository) -> list[str]:

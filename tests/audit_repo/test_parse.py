@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
-from radguard.audit.repository import Deframer, Validity, parse_header, parse_message
 from tests.audit_repo.messages import (
     BILLION_LAUGHS,
     MALFORMED,
@@ -17,6 +15,8 @@ from tests.audit_repo.messages import (
     rfc3881_form,
     syslog,
 )
+
+from radguard.audit.repository import Deframer, Validity, parse_header, parse_message
 
 NOW = datetime(2025, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tests.audit_repo.messages import one_line, syslog
 
 from radguard.audit import builders
 from radguard.audit.message import AuditMessage, Outcome
@@ -13,7 +14,6 @@ from radguard.audit.repository import Detector, RuleError, builtin_pack, parse_m
 from radguard.audit.repository.detect import Alert
 from radguard.audit.repository.replay import replay, split_messages
 from radguard.audit.repository.rules import Context, parse_pack
-from tests.audit_repo.messages import one_line, syslog
 
 T0 = datetime(2025, 11, 28, 10, 0, tzinfo=UTC)  # Friday 10:00 UTC, inside working hours
 STUDY = "1.2.826.0.1.3680043.8.498."
