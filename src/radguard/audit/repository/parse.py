@@ -193,9 +193,9 @@ def _fields(root: etree._Element) -> dict[str, object]:
         elif code == "2" or (o.get("ParticipantObjectTypeCode") == "1"
                              and o.get("ParticipantObjectTypeCodeRole") == "1"):
             patients.append(oid)
-        studies.extend(s.get("UID") or "" for s in
-                       o.iterfind("ParticipantObjectDescription/ParticipantObjectContainsStudy/"
-                                  "StudyIDs"))
+        if o.find("ParticipantObjectDescription") is not None:
+            studies.extend(s.get("UID") or "" for s in o.iterfind(
+                "ParticipantObjectDescription/ParticipantObjectContainsStudy/StudyIDs"))
     out.update(users=_uniq(users), requestors=_uniq(requestors),
                requestor_nodes=_uniq(req_nodes), nodes=_uniq(nodes),
                destinations=_uniq(dests), media_destination=media_dest,
