@@ -135,3 +135,10 @@ def test_bad_length_prefix_stops_the_connection() -> None:
     d = Deframer()
     assert d.feed(b"5 hello") and d.feed(b"x1 a") == []
     assert d.error is not None and "length" in d.error
+
+
+def test_public_surface_is_explicit() -> None:
+    import radguard.audit.repository as repository
+
+    for name in repository.__all__:
+        assert hasattr(repository, name), name
