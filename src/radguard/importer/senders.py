@@ -56,18 +56,27 @@ class DimseSender:
                                              remedy=exc.remedy) from exc
         return self.assoc
 
+    def _store(self, item: Outgoing) -> StatusMeaning:
+        self.msg_id = (self.msg_id % 65535) + 1
+        return send_encoded(self._open(), item.sop_class_uid, item.sop_instance_uid,
+                            item.transfer_syntax, item.dataset, self.msg_id)
+
     def send(self, batch: list[Outgoing]) -> list[StatusMeaning]:
-        assoc = self._open()
+        """C-STORE each instance; an association lost mid-way is reopened once per instance
+        (the instance is sent again: a PACS stores one SOP Instance UID once)."""
         results = []
         for item in batch:
-            self.msg_id = (self.msg_id % 65535) + 1
             try:
-                results.append(send_encoded(assoc, item.sop_class_uid, item.sop_instance_uid,
-                                            item.transfer_syntax, item.dataset, self.msg_id))
-            except AssociationFailed as exc:
-                raise DestinationUnavailable(f"{exc.message} while sending", subject=self.label,
-                                             remedy="run the import again when the PACS is back; "
-                                             "it sends only what is not confirmed") from exc
+                results.append(self._store(item))
+            except AssociationFailed:
+                self.close()
+                try:
+                    results.append(self._store(item))
+                except AssociationFailed as exc:
+                    raise DestinationUnavailable(
+                        f"{exc.message} while sending", subject=self.label,
+                        remedy="run the import again when the PACS is back; it sends only what "
+                        "is not confirmed") from exc
         return results
 
     def held(self, study_uid: str) -> set[str]:
@@ -78,8 +87,11 @@ class DimseSender:
                                          remedy=exc.remedy) from exc
 
     def close(self) -> None:
-        if self.assoc is not None and self.assoc.is_established:
-            self.assoc.release()
+        if self.assoc is not None:
+            if self.assoc.is_established:
+                self.assoc.release()
+            else:
+                self.assoc.abort()
         self.assoc = None
 
 

@@ -1,0 +1,138 @@
+"""Benchmark: import one custody package into Orthanc with RadGuard and with DCMTK storescu.
+
+Side by side in one run (issue 3): the same sanitised package of >= 2,000 real files (replicated
+from pydicom's test files and pydicom-data with new UIDs by ``bench/_corpus.py``) is sent into a
+fresh Orthanc (same configuration, its own storage, ``TCP_NODELAY=1`` in its environment) by
+
+- ``storescu -R -nh +sd PACKAGE/files`` (DCMTK, ``TCP_NODELAY=1``), and
+- RadGuard ``import_package`` (signature and hash verification, hash re-check at send time,
+  journal, C-STORE with TCP_NODELAY, C-FIND confirmation, audit), timed in-process; the CLI's wall
+  time (including Python start-up) is reported too.
+
+Arrival is counted by Orthanc's REST ``/statistics``. Prints instances/s, MB/s and the ratio.
+
+    uv run python bench/import.py            # 2,000 files
+    uv run python bench/import.py --quick    # 200 files (smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _corpus import build_corpus  # noqa: E402
+from tests.support.peers import start_orthanc  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+
+
+def _count(orthanc) -> int:
+    return int(orthanc.rest("/statistics")["CountInstances"])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--files", type=int, default=2000)
+    ap.add_argument("--mb", type=int, default=300, help="corpus size target (MB)")
+    args = ap.parse_args()
+    n = 200 if args.quick else args.files
+    mb = 30 if args.quick else args.mb
+    OUT.mkdir(parents=True, exist_ok=True)
+    corpus = build_corpus(OUT / f"corpus-import-{n}", n, mb * 1024 * 1024,
+                          progress=lambda m: print(m, flush=True))
+    from radguard.config import load_settings
+    from radguard.importer import ImportOptions, import_package
+    from radguard.media.engines import EngineConfig
+    from radguard.media.sanitize import SanitizeOptions, sanitize_medium
+    from radguard.media.scan import ScanOptions
+
+    work = Path(tempfile.mkdtemp(prefix="rg-bench-import-", dir=OUT))
+    env = {**os.environ, "RADGUARD_HOME": str(work / "home"), "RADGUARD_STATION": "bench"}
+    settings = load_settings(environ=env)
+    package = work / "package"
+    t0 = time.perf_counter()
+    san = sanitize_medium(settings, str(corpus.root), package,
+                          SanitizeOptions(scan=ScanOptions(workers=2,
+                                                           engines=EngineConfig(yara=False))))
+    t_san = time.perf_counter() - t0
+    files = sorted((package / "files").iterdir())
+    total_bytes = sum(f.stat().st_size for f in files)
+    print(f"package: {len(files)} files, {total_bytes / 1e6:.1f} MB "
+          f"(sanitised in {t_san:.1f} s; {san.counts['excluded']} left out)", flush=True)
+    results: dict[str, dict[str, float]] = {}
+
+    # DCMTK storescu
+    peer_env = {**os.environ, "TCP_NODELAY": "1"}
+    orthanc = start_orthanc(work / "orthanc-storescu")
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/storescu", "-R", "-nh", "-aec", orthanc.aet,
+                               "127.0.0.1", str(orthanc.dicom_port), "+sd", str(package / "files")],
+                              env=peer_env, capture_output=True, text=True)
+        secs = time.perf_counter() - t0
+        results["storescu"] = {"seconds": secs, "arrived": _count(orthanc),
+                               "exit": proc.returncode}
+    finally:
+        orthanc.stop()
+
+    # RadGuard (in-process: verification, journal, C-STORE, C-FIND confirmation, audit)
+    orthanc = start_orthanc(work / "orthanc-radguard", overrides={"DicomAlwaysAllowFind": True})
+    try:
+        to = f"dimse://{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}"
+        t0 = time.perf_counter()
+        report = import_package(settings, package, to, ImportOptions(keep_ids=True))
+        secs = time.perf_counter() - t0
+        results["radguard"] = {"seconds": secs, "arrived": _count(orthanc),
+                               "confirmed": report.counts["confirmed"]}
+    finally:
+        orthanc.stop()
+
+    # RadGuard CLI wall time, into a third fresh Orthanc (includes Python start-up)
+    orthanc = start_orthanc(work / "orthanc-cli", overrides={"DicomAlwaysAllowFind": True})
+    try:
+        to = f"dimse://{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}"
+        cli_env = {**env, "RADGUARD_HOME": str(work / "home-cli")}
+        shutil.copytree(work / "home" / "keys", work / "home-cli" / "keys")
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", "from radguard.cli import main; main()",
+                               "media", "import", str(package), "--to", to, "--keep-ids",
+                               "--format", "json", "-o", str(work / "cli-report.json")],
+                              env=cli_env, capture_output=True, text=True)
+        secs = time.perf_counter() - t0
+        results["radguard-cli"] = {"seconds": secs, "arrived": _count(orthanc),
+                                   "exit": proc.returncode}
+    finally:
+        orthanc.stop()
+
+    print(f"\n{'tool':<14}{'seconds':>9}{'inst/s':>9}{'MB/s':>8}{'arrived':>9}")
+    for name, r in results.items():
+        r["instances_per_s"] = len(files) / r["seconds"]
+        r["mb_per_s"] = total_bytes / 1e6 / r["seconds"]
+        print(f"{name:<14}{r['seconds']:>9.2f}{r['instances_per_s']:>9.1f}{r['mb_per_s']:>8.1f}"
+              f"{int(r['arrived']):>9}")
+    ratio = results["storescu"]["seconds"] / results["radguard"]["seconds"]
+    ratio_cli = results["storescu"]["seconds"] / results["radguard-cli"]["seconds"]
+    print(f"\nratio RadGuard/storescu (throughput): {ratio:.2f}x in-process, "
+          f"{ratio_cli:.2f}x CLI wall time (target >= 0.9x)")
+    (OUT / "import-results.json").write_text(json.dumps(
+        {"files": len(files), "bytes": total_bytes, "sanitise_seconds": t_san,
+         "results": results, "ratio": ratio, "ratio_cli": ratio_cli,
+         "loadavg": os.getloadavg()}, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
