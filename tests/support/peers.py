@@ -45,9 +45,14 @@ def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | 
     raise TimeoutError(f"nothing listens on {LOOPBACK}:{port} after {timeout} s")
 
 
+SYSTEM_PATH = "/usr/bin:/usr/sbin:/bin:/sbin"
+
+
 def require(binary: str) -> str:
-    """Path of ``binary`` or skip the test with the Debian package to install."""
-    path = shutil.which(binary) or (binary if os.path.exists(binary) else None)
+    """Path of the system's ``binary`` (Debian's, not a same-named Python entry point such as
+    pynetdicom's ``storescp`` in the virtual environment), or skip the test with the reason."""
+    path = shutil.which(binary, path=SYSTEM_PATH) or shutil.which(binary) or (
+        binary if os.path.exists(binary) else None)
     if path is None:
         pytest.skip(f"{binary} not installed (make test installs the Debian packages)")
     return path
