@@ -40,7 +40,13 @@ COLLECTED_TAGS = frozenset(
         0x00080016,  # SOP Class UID
         0x00080018,  # SOP Instance UID
         0x00080020,  # Study Date
+        0x00080021,  # Series Date
+        0x00080022,  # Acquisition Date
+        0x00080023,  # Content Date
+        0x00080030,  # Study Time
+        0x00080050,  # Accession Number
         0x00080060,  # Modality
+        0x00081030,  # Study Description
         0x00100010,  # Patient's Name
         0x00100020,  # Patient ID
         0x00100021,  # Issuer of Patient ID
@@ -48,6 +54,8 @@ COLLECTED_TAGS = frozenset(
         0x00100040,  # Patient's Sex
         0x0020000D,  # Study Instance UID
         0x0020000E,  # Series Instance UID
+        0x00200010,  # Study ID
+        0x00200011,  # Series Number
         0x00200013,  # Instance Number
         0x00280002,  # Samples per Pixel
         0x00280008,  # Number of Frames

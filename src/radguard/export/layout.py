@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from radguard.export.errors import DoesNotFit
 from radguard.export.selection import SelectedFile
 
-__all__ = ["MediumPlan", "PlannedFile", "estimate", "plan_media"]
+__all__ = ["MediumPlan", "PlannedFile", "estimate", "estimate_size", "plan_media"]
 
 SECTOR = 2048
 ENVELOPE_OVERHEAD = 4096  # recipient infos (4 x RSA-4096 + PWRI), headers, padding
@@ -47,9 +47,14 @@ class MediumPlan:
         return tuple(dict.fromkeys(f.source.study_uid for f in self.files))
 
 
+def estimate_size(size: int) -> int:
+    """Bytes a file of ``size`` bytes takes on a medium once enveloped, in whole ISO sectors."""
+    return -(-(size + ENVELOPE_OVERHEAD) // SECTOR) * SECTOR + DICOMDIR_PER_FILE
+
+
 def estimate(f: SelectedFile) -> int:
     """Bytes ``f`` takes on a medium once enveloped, rounded up to whole ISO sectors."""
-    return -(-(f.size + ENVELOPE_OVERHEAD) // SECTOR) * SECTOR + DICOMDIR_PER_FILE
+    return estimate_size(f.size)
 
 
 def _groups(files: Sequence[SelectedFile], key: str) -> list[list[SelectedFile]]:

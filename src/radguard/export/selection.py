@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from radguard.dicomio import ReadLimits, open_path, walk
+from radguard.dicomio import ReadLimits, WalkResult, open_path, walk
 from radguard.export.errors import NothingToExport
 
-__all__ = ["SelectedFile", "Selection", "Skipped", "select"]
+__all__ = ["SelectedFile", "Selection", "Skipped", "candidates", "judge", "select"]
 
 MEDIA_DIRECTORY_STORAGE = "1.2.840.10008.1.3.10"
 _BENIGN = frozenset({"meta-no-group-length"})
@@ -59,7 +59,8 @@ class Selection:
         return sum(f.size for f in self.files)
 
 
-def _candidates(inputs: Sequence[Path], skipped: list[Skipped]) -> Iterator[Path]:
+def candidates(inputs: Sequence[Path], skipped: list[Skipped]) -> Iterator[Path]:
+    """Regular files under ``inputs`` (sorted; links and devices are appended to ``skipped``)."""
     for top in inputs:
         try:
             st = os.lstat(top)
@@ -84,15 +85,8 @@ def _candidates(inputs: Sequence[Path], skipped: list[Skipped]) -> Iterator[Path
             skipped.append(Skipped(str(top), "not a regular file"))
 
 
-def _judge(path: Path, limits: ReadLimits) -> SelectedFile | Skipped:
-    try:
-        src = open_path(path)
-    except OSError as exc:
-        return Skipped(str(path), f"cannot be read: {exc.strerror}")
-    try:
-        result = walk(src, limits)
-    finally:
-        src.close()
+def judge(path: Path, result: WalkResult) -> SelectedFile | Skipped:
+    """Whether the walked file ``path`` may be exported (see the module docstring)."""
     if not (result.is_dicom and result.has_meta):
         return Skipped(str(path), "not a DICOM PS3.10 file")
     codes = result.problem_codes - _BENIGN
@@ -109,6 +103,17 @@ def _judge(path: Path, limits: ReadLimits) -> SelectedFile | Skipped:
                         uids[1], uids[2], sop_class)
 
 
+def _judge(path: Path, limits: ReadLimits) -> SelectedFile | Skipped:
+    try:
+        src = open_path(path)
+    except OSError as exc:
+        return Skipped(str(path), f"cannot be read: {exc.strerror}")
+    try:
+        return judge(path, walk(src, limits))
+    finally:
+        src.close()
+
+
 def select(inputs: Sequence[Path], limits: ReadLimits | None = None,
            progress: Callable[[int, int, str], None] | None = None) -> Selection:
     """Walk ``inputs`` and keep the DICOM files fit for export.
@@ -122,7 +127,7 @@ def select(inputs: Sequence[Path], limits: ReadLimits | None = None,
     skipped: list[Skipped] = []
     files: list[SelectedFile] = []
     seen: set[str] = set()
-    paths = list(_candidates(inputs, skipped))
+    paths = list(candidates(inputs, skipped))
     for i, path in enumerate(paths, 1):
         judged = _judge(path, limits)
         if isinstance(judged, Skipped):

@@ -1,19 +1,23 @@
 """``media export``: select, (de-identify), lay out, envelope, sign, write folder or ISO, audit.
 
-Flow per medium (PS3.15 D.1 / PS3.10 7.4, IHE PDI):
+Flow (PS3.15 D.1 / PS3.10 7.4, IHE PDI):
 
-1. every DICOM file is read once, streamed through AES-256-CBC into its CMS envelope under its 8.3
-   file ID, hashing the content and the stored bytes on the way (1 MiB chunks; a de-identified file
-   is re-encoded in memory, never written in plain);
-2. the DICOMDIR is built from the files' headers and enveloped too (it names patients);
-3. README.TXT, INDEX.HTM (no patient data when encrypted), the manifest and its signature;
-4. the medium is assembled in a private staging folder (mode 0700, beside the target so the final
-   rename is atomic) that holds only ciphertext, then renamed into place or turned into an ISO image
-   (written to a temporary name, fsynced, renamed). On any failure every staging folder and every
-   medium already written by this run is removed: an export is all or nothing.
+1. every input file is read once, on a process pool over the cores
+   (:func:`radguard.engine.run_batched`, :mod:`radguard.export.prepare`): walked by the bounded
+   reader, judged, and the same bytes streamed through AES-256-CBC into a CMS envelope in a private
+   staging folder (mode 0700, beside the target so the final renames are atomic), hashing the
+   content and the stored bytes on the way (a de-identified file is re-encoded in memory, never
+   written in plain); the DICOMDIR record values come from that walk;
+2. the selected files are laid out on media (:mod:`radguard.export.layout`) under 8.3 file IDs;
+3. per medium: the DICOMDIR is built from the record values and enveloped too (it names
+   patients); README.TXT, INDEX.HTM (no patient data when encrypted), the manifest and its
+   signature; the medium is assembled in its own staging folder that holds only ciphertext, then
+   renamed into place, or turned into an ISO image (written to a temporary name, fsynced, renamed).
 
-An Export audit message (PS3.15 A.5.3.4: EventID 110106, Destination Media role, studies with
-life cycle 10 and Encrypted) is emitted per medium, or one failure message if the export fails.
+On any failure every staging folder and every medium already written by this run is removed: an
+export is all or nothing. An Export audit message (PS3.15 A.5.3.4: EventID 110106, Destination
+Media role, studies with life cycle 10 and Encrypted) is emitted per medium, or one failure message
+if the export fails.
 """
 
 from __future__ import annotations
@@ -33,31 +37,39 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import pydicom
-from pydicom.dataset import Dataset
-
-from radguard.export.cms import Digests, Recipients, envelope
-from radguard.export.dicomdir import Leaf, build_dicomdir
-from radguard.export.errors import ExportError, TargetExists
+from radguard.engine import run_batched
+from radguard.export.cms import Recipients, envelope
+from radguard.export.dicomdir import (
+    PATIENT_NAME,
+    STUDY_DATE,
+    STUDY_DESCRIPTION,
+    STUDY_UID,
+    Leaf,
+    build_dicomdir,
+    display,
+)
+from radguard.export.errors import ExportError, NothingToExport, TargetExists
 from radguard.export.interface import ExportOptions, ExportResult, MediumResult
-from radguard.export.layout import MediumPlan, PlannedFile, plan_media
+from radguard.export.layout import FIXED, MediumPlan, estimate_size, plan_media
 from radguard.export.manifest import MANIFEST, SIGNATURE, Entry, Manifest
 from radguard.export.medium import write_iso
 from radguard.export.passwords import check_password
 from radguard.export.policy import capacity, policy
+from radguard.export.prepare import FileJob, Prepared, prepare
 from radguard.export.pwri import PasswordKek
-from radguard.export.selection import Selection, select
+from radguard.export.selection import SelectedFile, Selection, Skipped, candidates
 from radguard.export.signing import Signer, load_signer
 from radguard.export.texts import MediumFacts, index_htm, readme_txt
 
 if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
     from radguard.audit import AuditEmitter
     from radguard.config import Settings
 
 __all__ = ["export_media", "targets"]
 
 Progress = Callable[[int, int, str], None]
-CHUNK = 1024 * 1024
 
 
 def targets(out: Path, count: int) -> list[Path]:
@@ -77,6 +89,7 @@ def _deid_hook(names: Sequence[str], key: bytes) -> Callable[[Dataset], Dataset]
                           remedy="install RadGuard with its radguard.deid engine, or export "
                           "without --deid") from exc
     options = deid_options.from_names(list(names), key=key)
+    from pydicom.dataset import Dataset
 
     def run(ds: Dataset) -> Dataset:
         result = deidentify_dataset(ds, options)
@@ -114,61 +127,58 @@ def staged(stage: Path, rel: str, *, flat: bool) -> Path:
     return stage / rel.replace("/", "_") if flat else stage.joinpath(*rel.split("/"))
 
 
-def _copy(src: BinaryIO, size: int, dst: BinaryIO) -> Digests:
-    sha, n = hashlib.sha256(), 0
-    while chunk := src.read(CHUNK):
-        sha.update(chunk)
-        dst.write(chunk)
-        n += len(chunk)
-    if n != size:
-        raise ExportError(f"expected {size} bytes, read {n}",
-                          remedy="the file changed during the export; run it again")
-    return Digests(sha.hexdigest(), n, sha.hexdigest(), n)
-
-
 @dataclass
 class _Job:
     options: ExportOptions
     recipients: Recipients | None
     signer: Signer
     settings: Settings
-    deid: Callable[[Dataset], Dataset] | None
+    work: Path  # the staging folder of the prepared files
+    prepared: dict[str, Prepared]  # by SOP Instance UID
     export_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M"))
 
-    def store(self, stage: Path, rel: str, src: BinaryIO, size: int) -> Entry:
+    def store(self, stage: Path, rel: str, data: bytes) -> Entry:
         with _Out(stage, rel, not self.options.iso) as dst:
             if self.recipients is None:
-                d = _copy(src, size, dst)
-                return Entry(rel, d.stored_size, d.stored_sha256, False)
-            d = envelope(src, size, dst, self.recipients)
+                dst.write(data)
+                return Entry(rel, len(data), hashlib.sha256(data).hexdigest(), False)
+            d = envelope(io.BytesIO(data), len(data), dst, self.recipients)
         return Entry(rel, d.stored_size, d.stored_sha256, True, d.content_size, d.content_sha256)
 
-    def one(self, stage: Path, pf: PlannedFile) -> tuple[Leaf, Entry]:
-        path = pf.source.path
-        if self.deid is not None:
-            ds = self.deid(pydicom.dcmread(path))
-            buf = io.BytesIO()
-            ds.save_as(buf, enforce_file_format=True)
-            data = buf.getvalue()
-            header = ds
-            entry = self.store(stage, pf.rel, io.BytesIO(data), len(data))
-        else:
-            header = pydicom.dcmread(path, stop_before_pixels=True)
-            with open(path, "rb") as src:
-                entry = self.store(stage, pf.rel, src, pf.source.size)
-        ts = str(header.file_meta.TransferSyntaxUID)
-        return Leaf(pf.file_id, header, ts), entry
+    def files(self, plan: MediumPlan, stage: Path) -> tuple[list[Leaf], list[Entry],
+                                                            dict[str, tuple[Path, int, int]]]:
+        """Leaves, manifest entries and staged locations of the DICOM files of ``plan``; for a
+        folder target the staged files are moved into the medium's tree."""
+        leaves, entries, where = [], [], {}
+        for pf in plan.files:
+            p = self.prepared[pf.source.sop_uid]
+            assert p.staged is not None and p.values is not None
+            d = p.staged.digests
+            leaves.append(Leaf(pf.file_id, p.values, p.transfer_syntax, p.header))
+            entries.append(Entry(pf.rel, d.stored_size, d.stored_sha256, self.recipients is not None,
+                                 d.content_size if self.recipients else None,
+                                 d.content_sha256 if self.recipients else None))
+            source = self.work / p.staged.name
+            if self.options.iso:
+                where[pf.rel] = (source, p.staged.offset, d.stored_size)
+            else:
+                dest = staged(stage, pf.rel, flat=False)
+                dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.rename(source, dest)
+        return leaves, entries, where
 
     def facts(self, plan: MediumPlan, total: int, leaves: Sequence[Leaf]) -> MediumFacts:
         rows: list[dict[str, str]] = []
         if self.recipients is None:
             seen: dict[str, dict[str, str]] = {}
             for leaf in leaves:
-                h = leaf.header
-                row = seen.setdefault(str(h.StudyInstanceUID), {
-                    "patient": str(h.get("PatientName", "")), "date": str(h.get("StudyDate", "")),
-                    "description": str(h.get("StudyDescription", "")), "files": "0"})
+                v = leaf.values
+                row = seen.get(v[STUDY_UID])
+                if row is None:
+                    row = seen[v[STUDY_UID]] = {
+                        "patient": display(v, PATIENT_NAME), "date": v.get(STUDY_DATE, ""),
+                        "description": display(v, STUDY_DESCRIPTION), "files": "0"}
                 row["files"] = str(int(row["files"]) + 1)
             rows = list(seen.values())
         r = self.recipients
@@ -179,20 +189,12 @@ class _Job:
             tuple(c.fingerprint for c in r.certificates) if r else (), self.signer.key_id,
             plan.files[0].rel, tuple(rows))
 
-    def medium(self, plan: MediumPlan, target: Path, progress: Progress | None,
-               done: list[int], total_files: int) -> MediumResult:
+    def medium(self, plan: MediumPlan, target: Path) -> MediumResult:
         stage = Path(tempfile.mkdtemp(prefix=".radguard-export-", dir=target.parent))
         try:
-            leaves, entries = [], []
-            for pf in plan.files:
-                leaf, entry = self.one(stage, pf)
-                leaves.append(leaf)
-                entries.append(entry)
-                done[0] += 1
-                if progress:
-                    progress(done[0], total_files, pf.rel)
+            leaves, entries, where = self.files(plan, stage)
             dicomdir = build_dicomdir(leaves)
-            entries.append(self.store(stage, "DICOMDIR", io.BytesIO(dicomdir), len(dicomdir)))
+            entries.append(self.store(stage, "DICOMDIR", dicomdir))
             facts = self.facts(plan, sum(e.size for e in entries), leaves)
             texts = [("README.TXT", readme_txt(facts))]
             if self.options.index_html:
@@ -210,7 +212,7 @@ class _Job:
                 tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
                 try:
                     write_iso(stage, names, tmp, self.options.label,
-                              lambda rel: staged(stage, rel, flat=True))
+                              lambda rel: where.get(rel) or staged(stage, rel, flat=True))
                     _check_fits(tmp.stat().st_size, self.options.media, target)
                     os.rename(tmp, target)
                 finally:
@@ -301,10 +303,57 @@ def _audit(emitter: AuditEmitter | None, settings: Settings, selection: Selectio
             description=failure))
 
 
+def _prepare(paths: Sequence[str], skipped: list[Skipped], job: FileJob, workers: int,
+             progress: Progress | None) -> tuple[Selection, dict[str, Prepared]]:
+    """Run :func:`radguard.export.prepare.prepare` over every input file; keep the first file of
+    each SOP Instance UID (in input order) and drop the staged bytes of the others."""
+    results: list[Prepared | None] = [None] * len(paths)
+    items = list(enumerate(paths))
+    workers = max(1, min(workers, len(paths) // 2))
+    batch = max(1, min(16, len(paths) // (4 * workers)))
+    for done, one in enumerate(run_batched(prepare, items, initializer=_same, initargs=(job,),
+                                           workers=workers, batch_size=batch), 1):
+        results[one.index] = one
+        if progress:
+            progress(done, len(paths), Path(paths[one.index]).name)
+    files: list[SelectedFile] = []
+    by_uid: dict[str, Prepared] = {}
+    for p in results:
+        assert p is not None
+        if isinstance(p.outcome, Skipped):
+            skipped.append(p.outcome)
+        elif p.outcome.sop_uid in by_uid:
+            skipped.append(Skipped(p.outcome.path, "duplicate SOP Instance UID (exported once)"))
+            if p.staged is not None and not job.packed:
+                (Path(job.stage) / p.staged.name).unlink(missing_ok=True)
+        else:
+            by_uid[p.outcome.sop_uid] = p
+            files.append(p.outcome)
+    if not files:
+        raise NothingToExport(f"none of the {len(paths)} input file(s) can be exported "
+                              f"({len(skipped)} skipped)",
+                              remedy="give DICOM PS3.10 files or folders that hold them")
+    return Selection(tuple(files), tuple(skipped)), by_uid
+
+
+def _same(job: FileJob) -> FileJob:
+    return job
+
+
+def _refuse_existing(paths: Sequence[Path]) -> None:
+    for p in paths:
+        if p.exists() or p.is_symlink():
+            raise TargetExists("the output exists; RadGuard never overwrites", subject=str(p),
+                               remedy="choose a new --out path or remove the old one")
+
+
 def export_media(inputs: Sequence[Path], out: Path, options: ExportOptions, settings: Settings,
                  *, emitter: AuditEmitter | None = None,
                  progress: Progress | None = None) -> ExportResult:
     """Export ``inputs`` (DICOM files or folders) to ``out`` (a folder, or an ISO image).
+
+    The per-file work runs on ``settings.worker_count`` processes (one with de-identification,
+    whose pseudonym state is per process).
 
     Raises
     ------
@@ -314,16 +363,12 @@ def export_media(inputs: Sequence[Path], out: Path, options: ExportOptions, sett
         Nothing was written.
     """
     recipients = _recipients(options)
-    selection = select(inputs, options.limits, progress)
-    plans = plan_media(selection.files, capacity(options.media).usable())
-    paths = targets(out, len(plans))
-    for p in paths:
-        if p.exists() or p.is_symlink():
-            raise TargetExists("the output exists; RadGuard never overwrites", subject=str(p),
-                               remedy="choose a new --out path or remove the old one")
+    _refuse_existing([out])
+    skipped: list[Skipped] = []
+    inputs_found = [(str(p), p.stat().st_size) for p in candidates(inputs, skipped)]
     out.parent.mkdir(parents=True, exist_ok=True)
     if capacity(options.media).bytes is None:
-        need = sum(p.estimated_bytes for p in plans)
+        need = sum(estimate_size(size) for _p, size in inputs_found) + FIXED
         free = shutil.disk_usage(out.parent).free
         if need > free:
             raise ExportError(f"the export needs about {need} bytes, {free} are free",
@@ -331,21 +376,34 @@ def export_media(inputs: Sequence[Path], out: Path, options: ExportOptions, sett
     deid = None
     if options.deid:
         deid = _deid_hook(options.deid, options.deid_key or os.urandom(32))
-    job = _Job(options, recipients, load_signer(settings.home_path, settings.station_name),
-               settings, deid)
+    signer = load_signer(settings.home_path, settings.station_name)
+    work = Path(tempfile.mkdtemp(prefix=".radguard-export-", dir=out.parent))
     written: list[MediumResult] = []
-    done = [0]
+    selection: Selection | None = None
+    plans: tuple[MediumPlan, ...] = ()
+    paths: list[Path] = []
     try:
+        file_job = FileJob(str(work), options.limits, recipients, options.iso, deid)
+        selection, prepared = _prepare([p for p, _size in inputs_found], skipped, file_job,
+                                       1 if deid else settings.worker_count, progress)
+        plans = plan_media(selection.files, capacity(options.media).usable())
+        candidates_out = targets(out, len(plans))
+        _refuse_existing(candidates_out)
+        job = _Job(options, recipients, signer, settings, work, prepared)
+        paths = candidates_out
         for plan, path in zip(plans, paths, strict=True):
-            written.append(job.medium(plan, path, progress, done, len(selection.files)))
+            written.append(job.medium(plan, path))
     except BaseException as exc:
         for m in written:
             p = Path(m.path)
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-        with contextlib.suppress(Exception):
-            _audit(emitter, settings, selection, plans, paths, options, recipients is not None,
-                   failure=f"export failed: {type(exc).__name__}")
+        if selection is not None and paths:  # a failure while writing media, as before
+            with contextlib.suppress(Exception):
+                _audit(emitter, settings, selection, plans, paths, options, recipients is not None,
+                       failure=f"export failed: {type(exc).__name__}")
         raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     _audit(emitter, settings, selection, plans, paths, options, recipients is not None)
     return ExportResult(
         job.export_id, tuple(written), selection.skipped, recipients is not None, deid is not None,
