@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from radguard.assess.association import Attempt, attempt
 from radguard.assess.channel import TlsConfig, client_context
+from radguard.assess.memo import once
 from radguard.assess.pdu import AssociateAnswer, Context, UserIdentity
 from radguard.assess.politeness import BudgetSpent, Device
 from radguard.assess.services import SessionResult, dimse_session, random_aet
@@ -98,11 +98,11 @@ class NodeProbe:
         """Called AE title used for the base probe: the target's, else a random one."""
         return self.target.aet or self._random_called
 
-    @cached_property
+    @once
     def _random_called(self) -> str:
         return random_aet("RGX")
 
-    @cached_property
+    @once
     def base(self) -> Attempt:
         """The base association: unknown calling AE, fingerprint tier 0 (decides the transport)."""
         contexts = tier_contexts(0)
@@ -134,7 +134,7 @@ class NodeProbe:
     def speaks_dicom(self) -> bool:
         return self.base.answer.kind in ("accept", "reject")
 
-    @cached_property
+    @once
     def random_called(self) -> Attempt:
         """Association with a random called AE title (Verification only)."""
         if not self.target.aet:
@@ -143,7 +143,7 @@ class NodeProbe:
                              calling=self.calling,
                              contexts=[Context(1, "1.2.840.10008.1.1", ("1.2.840.10008.1.2",))])
 
-    @cached_property
+    @once
     def tiers(self) -> list[Attempt]:
         """Further fingerprint tiers, only for a node that accepted storage in tier 0."""
         out: list[Attempt] = []
@@ -154,7 +154,7 @@ class NodeProbe:
                                      calling=self.calling, contexts=tier_contexts(index)))
         return out
 
-    @cached_property
+    @once
     def identity(self) -> Attempt | None:
         """Plaintext association offering user identity (username + passcode, PS3.7 D.3.3.7)."""
         if self.transport != "plain":
@@ -164,7 +164,7 @@ class NodeProbe:
                              contexts=[Context(1, "1.2.840.10008.1.1", ("1.2.840.10008.1.2",))],
                              identity=ident)
 
-    @cached_property
+    @once
     def tls(self) -> TlsObservation | None:
         """Versions, suites and certificate, for a TLS endpoint."""
         if self.transport != "tls":
@@ -181,7 +181,7 @@ class NodeProbe:
             self.skipped.append(str(exc))
             return None
 
-    @cached_property
+    @once
     def without_client_cert(self) -> Attempt | None:
         """Association over TLS with no client certificate (mutual authentication test)."""
         if self.transport != "tls":
@@ -216,7 +216,7 @@ class NodeProbe:
             self.skipped.append(str(exc))
             return None
 
-    @cached_property
+    @once
     def session(self) -> SessionResult | None:
         """Unknown caller: echo, find, a C-GET of a random study; plus store/get/move when
         intrusive checks are allowed."""
@@ -264,7 +264,7 @@ class WebProbe:
     def close(self) -> None:
         self.web.close()
 
-    @cached_property
+    @once
     def first(self) -> HttpObservation:
         """QIDO-RS ``/studies?limit=1`` without credentials, with an Origin header (CORS)."""
         return self.web.request("GET", f"{self.dicomweb}/studies?limit=1",
@@ -275,11 +275,11 @@ class WebProbe:
     def reachable(self) -> bool:
         return self.first.status is not None
 
-    @cached_property
+    @once
     def wado(self) -> HttpObservation:
         return self.web.request("GET", f"{self.dicomweb}/studies/{_fake_uid()}/metadata")
 
-    @cached_property
+    @once
     def stow(self) -> HttpObservation:
         boundary = "radguard-probe"
         return self.web.request(
@@ -287,12 +287,12 @@ class WebProbe:
             headers={"Content-Type": f'multipart/related; type="application/dicom"; '
                                      f"boundary={boundary}"})
 
-    @cached_property
+    @once
     def system(self) -> HttpObservation:
         """Orthanc ``/system`` without credentials."""
         return self.web.request("GET", f"{self.base}/system", want_json=True)
 
-    @cached_property
+    @once
     def is_orthanc(self) -> bool:
         if isinstance(self.system.json, dict) and "DicomAet" in self.system.json:
             return True
@@ -300,7 +300,7 @@ class WebProbe:
         realm = self.system.headers.get("www-authenticate", "")
         return "orthanc" in server.lower() or "orthanc" in realm.lower()
 
-    @cached_property
+    @once
     def tried_credentials(self) -> tuple[str, HttpObservation] | None:
         """The first user-named credential pair that opens ``/system`` (user name, answer)."""
         if self.system.status not in (401, 403):
@@ -326,7 +326,7 @@ class WebProbe:
                     return user, password
         return None
 
-    @cached_property
+    @once
     def system_authenticated(self) -> HttpObservation:
         if self.system.status == 200:
             return self.system
@@ -335,7 +335,7 @@ class WebProbe:
             return self.system
         return self.web.request("GET", f"{self.base}/system", auth=auth, want_json=True)
 
-    @cached_property
+    @once
     def execute_script(self) -> HttpObservation:
         """POST of an empty Lua script to ``/tools/execute-script`` (runs nothing)."""
         return self.web.request("POST", f"{self.base}/tools/execute-script", auth=self.auth,
