@@ -127,6 +127,9 @@ def import_package(
                                            "unchanged (explicit choice).")] = False,
     new_uids: Annotated[bool, typer.Option("--new-uids", help="New Study/Series/SOP Instance "
                                            "UIDs (the same on every rerun).")] = False,
+    associations: Annotated[int, typer.Option("--associations", min=1, max=8,
+                                              help="DIMSE associations in parallel (the PACS "
+                                              "may grant fewer).")] = 2,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text | json | html")] = "text",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Report file.")] = None,
 ) -> None:
@@ -143,7 +146,7 @@ def import_package(
     settings = get_settings(ctx)
     options = ImportOptions(patient_id=patient_id, issuer=issuer,
                             rules=str(rules) if rules else None, keep_ids=keep_ids,
-                            new_uids=new_uids)
+                            new_uids=new_uids, associations=associations)
     try:
         with progress_bar(f"importing {package.name}") as update:
             report = run_import(settings, package, to, options, update)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ class ImportOptions:
     keep_ids: bool = False  # import outside identifiers unchanged (explicit choice)
     new_uids: bool = False  # new Study/Series/SOP Instance UIDs (deterministic per package)
     batch: int = 50  # instances per STOW-RS request
+    associations: int = 2  # DIMSE associations used in parallel (1-8; a peer may grant fewer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,7 @@ class Outgoing:
     sop_instance_uid: str
     study_uid: str
     transfer_syntax: str
-    dataset: bytes
+    dataset: bytes | memoryview  # a view into part10, not a copy
     part10: bytes  # the whole file, for STOW-RS
 
 
@@ -97,12 +99,18 @@ class ImportReport:
 
 
 class Sender(Protocol):
-    """A destination: send instances, then say which instances of a study it holds."""
+    """A destination: send instances over one of ``lanes`` parallel channels, then say which of
+    the sent instances (study UID -> SOP Instance UIDs) it holds."""
 
     label: str
 
-    def send(self, batch: list[Outgoing]) -> list[StatusMeaning]: ...
+    @property
+    def lanes(self) -> int: ...
 
-    def held(self, study_uid: str) -> set[str]: ...
+    def open(self) -> None: ...
+
+    def send(self, batch: list[Outgoing], lane: int = 0) -> list[StatusMeaning]: ...
+
+    def held(self, wanted: Mapping[str, Sequence[str]]) -> set[str]: ...
 
     def close(self) -> None: ...

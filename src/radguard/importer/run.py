@@ -8,8 +8,10 @@
 3. opens the journal; on a rerun first asks the destination which journalled instances it already
    holds, and sends only members that are not confirmed;
 4. re-checks each member's hash on the bytes actually sent (no gap between check and use),
-   reconciles, sends (C-STORE or STOW-RS) and journals the status with its meaning;
-5. confirms by C-FIND / QIDO-RS per study and reports instances the destination does not hold;
+   reconciles, sends (C-STORE over ``options.associations`` parallel associations, or STOW-RS)
+   and journals the status with its meaning (:mod:`radguard.importer.pipeline`);
+5. confirms by C-FIND (many instances per query) / QIDO-RS and reports instances the destination
+   does not hold;
 6. emits Data Import (A.5.3.5, 110107, Source Media) and DICOM Instances Transferred (A.5.3.7,
    110104), and records the job in the store.
 """
@@ -21,6 +23,7 @@ import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.filewriter import dcmwrite
@@ -33,6 +36,7 @@ from radguard.importer.destination import parse_destination
 from radguard.importer.errors import DestinationUnavailable
 from radguard.importer.interface import ImportOptions, ImportReport, InstanceResult, Outgoing
 from radguard.importer.journal import Journal
+from radguard.importer.pipeline import Done, run_lanes
 from radguard.importer.reconcile import Reconciler
 from radguard.importer.senders import DimseSender, WebSender
 from radguard.keys import TrustStore
@@ -47,6 +51,9 @@ from radguard.media.custody import (
 __all__ = ["import_package"]
 
 ProgressFn = Callable[[int, int, str], None]
+
+DIMSE_CHUNK = 4
+"""Instances a DIMSE lane takes at a time (in flight per lane before the journal has them)."""
 
 
 def _dataset_start(data: bytes) -> int:
@@ -68,7 +75,7 @@ def _prepare(data: bytes, entry: ManifestFile, rec: Reconciler) -> tuple[Outgoin
             data = out.getvalue()
             sop, study = str(ds.SOPInstanceUID), str(ds.StudyInstanceUID)
     return Outgoing(entry.name, entry.sop_class_uid, sop, study, entry.transfer_syntax,
-                    data[_dataset_start(data):], data), changes
+                    memoryview(data)[_dataset_start(data):], data), changes
 
 
 def _refused(settings: Settings, emitter: AuditEmitter, package: Path,
@@ -123,40 +130,48 @@ def import_package(settings: Settings, package: Path, to: str, options: ImportOp
     rec = Reconciler(options, manifest.package_id)
     sender: DimseSender | WebSender
     if isinstance(dest, Peer):
-        sender = DimseSender(dest, {(f.sop_class_uid, f.transfer_syntax) for f in manifest.files})
+        sender = DimseSender(dest, {(f.sop_class_uid, f.transfer_syntax) for f in manifest.files},
+                             lanes=options.associations)
     else:
         sender = WebSender(dest)
     journal = Journal(settings.home_path, manifest.package_id, sender.label)
     started = time.monotonic()
-    sent = sent_bytes = 0
+    counter = {"sent": 0, "bytes": 0, "done": 0}
     confirm_error = ""
     changes: dict[str, tuple[str, ...]] = {}
+
+    def load(entry: ManifestFile) -> tuple[Outgoing, tuple[str, ...]]:
+        data = verified.reader.read(entry.name)
+        problem = check_member(data, entry)  # the bytes sent are the bytes checked
+        if problem is not None:
+            raise PackageRefusedDetail(f"package changed during import: {problem}",
+                                       subject=str(package), problems=(problem,))
+        return _prepare(data, entry, rec)
+
+    def on_done(done: list[Done]) -> None:
+        journal.record_many([(out.name, "sent" if status.ok else "refused",
+                              {"status": status.code, "meaning": status.text,
+                               "sop": out.sop_instance_uid, "study": out.study_uid})
+                             for out, _, status in done])
+        for out, changed, _ in done:
+            changes[out.name] = changed
+            counter["sent"] += 1
+            counter["bytes"] += len(out.part10)
+        counter["done"] += len(done)
+        if progress is not None:
+            progress(counter["done"], total, done[-1][0].name)
+
     try:
         todo = [f for f in manifest.files if journal.get(f.name) != "confirmed"]
         _precheck(verified, rec, [f.name for f in todo])
+        if todo:
+            sender.open()
         if journal.resumed:
             _confirm(sender, journal, [f for f in todo if journal.get(f.name) == "sent"])
             todo = [f for f in todo if journal.get(f.name) != "confirmed"]
-        step = options.batch if isinstance(sender, WebSender) else 16
-        for start in range(0, len(todo), step):
-            batch_entries = todo[start:start + step]
-            batch = []
-            for entry in batch_entries:
-                data = verified.reader.read(entry.name)
-                problem = check_member(data, entry)
-                if problem is not None:
-                    raise PackageRefusedDetail(f"package changed during import: {problem}",
-                                               subject=str(package), problems=(problem,))
-                out, changed = _prepare(data, entry, rec)
-                changes[entry.name] = changed
-                batch.append(out)
-            for out, status in zip(batch, sender.send(batch), strict=True):
-                journal.record(out.name, "sent" if status.ok else "refused", status=status.code,
-                               meaning=status.text, sop=out.sop_instance_uid, study=out.study_uid)
-                sent += 1
-                sent_bytes += len(out.part10)
-            if progress is not None:
-                progress(start + len(batch), len(todo), batch[-1].name)
+        total = len(todo)
+        chunk = options.batch if isinstance(sender, WebSender) else DIMSE_CHUNK
+        run_lanes(sender, todo, load, chunk, on_done)
         try:
             _confirm(sender, journal,
                      [f for f in manifest.files if journal.get(f.name) == "sent"], final=True)
@@ -169,7 +184,7 @@ def import_package(settings: Settings, package: Path, to: str, options: ImportOp
     finally:
         sender.close()
         journal.close()
-    report = _report(verified, sender.label, journal, changes, sent, sent_bytes,
+    report = _report(verified, sender.label, journal, changes, counter["sent"], counter["bytes"],
                      time.monotonic() - started, confirm_error)
     outcome = Outcome.SUCCESS if report.complete else Outcome.MINOR_FAILURE
     _audit(settings, emitter, verified, sender.label, journal, outcome,
@@ -180,21 +195,27 @@ def import_package(settings: Settings, package: Path, to: str, options: ImportOp
 
 def _confirm(sender: DimseSender | WebSender, journal: Journal, entries: list[ManifestFile],
              *, final: bool = False) -> None:
-    by_study: dict[str, list[str]] = {}
+    """Ask the destination which of ``entries`` it holds (batched); journal them "confirmed", and,
+    on the ``final`` check, the others "missing". Nothing is confirmed that was not listed."""
+    if not entries:
+        return
+    wanted: dict[str, list[str]] = {}
     for e in entries:
         rec = journal.state.get(e.name, {})
-        by_study.setdefault(str(rec.get("study", e.study_uid)), []).append(e.name)
-    for study, names in sorted(by_study.items()):
-        held = sender.held(study)
-        for name in names:
-            rec = journal.state[name]
-            if rec.get("sop") in held:
-                journal.record(name, "confirmed", sop=rec.get("sop"), study=study,
-                               status=rec.get("status"), meaning=rec.get("meaning", ""))
-            elif final:
-                journal.record(name, "missing", sop=rec.get("sop"), study=study,
-                               status=rec.get("status"), meaning="sent but not held by the "
-                               "destination")
+        wanted.setdefault(str(rec.get("study", e.study_uid)), []).append(
+            str(rec.get("sop", e.sop_instance_uid)))
+    held = sender.held(wanted)
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    for e in entries:
+        rec = journal.state[e.name]
+        keep = {"sop": rec.get("sop"), "study": rec.get("study", e.study_uid),
+                "status": rec.get("status")}
+        if rec.get("sop") in held:
+            events.append((e.name, "confirmed", {**keep, "meaning": rec.get("meaning", "")}))
+        elif final:
+            events.append((e.name, "missing", {**keep, "meaning": "sent but not held by the "
+                                               "destination"}))
+    journal.record_many(events)
 
 
 def _report(verified: VerifiedPackage, label: str, journal: Journal,

@@ -1,7 +1,10 @@
 """Senders: DIMSE C-STORE (+ C-FIND confirmation) and DICOMweb STOW-RS (+ QIDO-RS confirmation).
 
-:class:`DimseSender` opens one association proposing exactly the (SOP class, transfer syntax) pairs
-of the package plus Study Root FIND, with TCP_NODELAY and TLS as configured (:mod:`radguard.dimse`).
+:class:`DimseSender` sends over ``lanes`` associations in parallel (:mod:`radguard.dimse.scu`: one
+blocking socket per association, TCP_NODELAY, TLS per PS3.15 B.12), each proposing exactly the
+(SOP class, transfer syntax) pairs of the package plus Study Root FIND. Extra associations the peer
+refuses are not an error: the sender goes on with those it got (a PACS may limit associations per
+AE). Confirmation asks many instances per C-FIND (:func:`radguard.dimse.confirm.held_instances`).
 :class:`WebSender` POSTs ``multipart/related; type="application/dicom"`` batches to
 ``{base}/studies`` (PS3.18 10.5) and reads the per-instance result from the response's Referenced
 SOP Sequence (0008,1199) and Failed SOP Sequence (0008,1198) with Failure Reason (0008,1197);
@@ -11,21 +14,15 @@ QIDO-RS ``{base}/studies/{uid}/instances`` (PS3.18 10.6) lists what the server h
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from radguard.dimse import (
-    AssociationFailed,
-    Peer,
-    StatusMeaning,
-    instances_in_study,
-    meaning,
-    open_association,
-    send_encoded,
-)
+from radguard.dimse import AssociationFailed, Peer, StatusMeaning, meaning
+from radguard.dimse.confirm import held_instances
 from radguard.dimse.find import FIND_MODEL
+from radguard.dimse.scu import Association
 from radguard.importer.destination import WebDestination
 from radguard.importer.errors import DestinationUnavailable
 from radguard.importer.interface import Outgoing
@@ -33,66 +30,84 @@ from radguard.importer.interface import Outgoing
 __all__ = ["DimseSender", "WebSender"]
 
 UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+MAX_LANES = 8
 
 
 class DimseSender:
-    """C-STORE over one association; see the module docstring."""
+    """C-STORE over up to ``lanes`` associations; see the module docstring. Lane ``k`` is used by
+    one thread at a time."""
 
-    def __init__(self, peer: Peer, pairs: Iterable[tuple[str, str]]):
+    def __init__(self, peer: Peer, pairs: Iterable[tuple[str, str]], lanes: int = 2):
         self.peer = peer
         self.label = f"dimse://{peer.called_aet}@{peer.host}:{peer.port}"
-        contexts = [(sop, [ts]) for sop, ts in sorted(set(pairs))]
+        contexts: list[tuple[str, list[str]]] = [(sop, [ts]) for sop, ts in sorted(set(pairs))]
         contexts.append((FIND_MODEL, list(UNCOMPRESSED)))
         self.contexts = contexts
-        self.assoc: Any = None
-        self.msg_id = 0
+        self.assocs: list[Association | None] = [None] * max(1, min(lanes, MAX_LANES))
 
-    def _open(self) -> Any:
-        if self.assoc is None or not self.assoc.is_established:
+    @property
+    def lanes(self) -> int:
+        return len(self.assocs)
+
+    def open(self) -> None:
+        """Open the first association (its failure is the destination's failure) and as many of
+        the others as the peer grants; lanes it refuses are dropped."""
+        self._lane(0)
+        for k in range(1, self.lanes):
             try:
-                self.assoc = open_association(self.peer, self.contexts)
+                self._lane(k)
+            except DestinationUnavailable:
+                self.assocs = self.assocs[:k]
+                break
+
+    def _lane(self, k: int) -> Association:
+        assoc = self.assocs[k]
+        if assoc is None or not assoc.established:
+            try:
+                assoc = Association.open(self.peer, self.contexts)
             except AssociationFailed as exc:
                 raise DestinationUnavailable(exc.message, subject=exc.subject,
                                              remedy=exc.remedy) from exc
-        return self.assoc
+            self.assocs[k] = assoc
+        return assoc
 
-    def _store(self, item: Outgoing) -> StatusMeaning:
-        self.msg_id = (self.msg_id % 65535) + 1
-        return send_encoded(self._open(), item.sop_class_uid, item.sop_instance_uid,
-                            item.transfer_syntax, item.dataset, self.msg_id)
-
-    def send(self, batch: list[Outgoing]) -> list[StatusMeaning]:
-        """C-STORE each instance; an association lost mid-way is reopened once per instance
-        (the instance is sent again: a PACS stores one SOP Instance UID once)."""
+    def send(self, batch: list[Outgoing], lane: int = 0) -> list[StatusMeaning]:
+        """C-STORE each instance on ``lane``; an association lost mid-way is reopened once per
+        instance (the instance is sent again: a PACS stores one SOP Instance UID once)."""
         results = []
         for item in batch:
-            try:
-                results.append(self._store(item))
-            except AssociationFailed:
-                self.close()
+            for attempt in (0, 1):
                 try:
-                    results.append(self._store(item))
+                    results.append(self._lane(lane).store(item.sop_class_uid,
+                                                          item.sop_instance_uid,
+                                                          item.transfer_syntax, item.dataset))
+                    break
                 except AssociationFailed as exc:
-                    raise DestinationUnavailable(
-                        f"{exc.message} while sending", subject=self.label,
-                        remedy="run the import again when the PACS is back; it sends only what "
-                        "is not confirmed") from exc
+                    self.assocs[lane] = None
+                    if attempt:
+                        raise DestinationUnavailable(
+                            f"{exc.message} while sending", subject=self.label,
+                            remedy="run the import again when the PACS is back; it sends only "
+                            "what is not confirmed") from exc
         return results
 
-    def held(self, study_uid: str) -> set[str]:
-        try:
-            return instances_in_study(self._open(), study_uid)
-        except AssociationFailed as exc:
-            raise DestinationUnavailable(exc.message, subject=self.label,
-                                         remedy=exc.remedy) from exc
+    def held(self, wanted: Mapping[str, Sequence[str]]) -> set[str]:
+        """Which SOP Instance UIDs of ``wanted`` (study -> UIDs) the peer holds (C-FIND)."""
+        for attempt in (0, 1):
+            try:
+                return held_instances(self._lane(0), wanted)
+            except AssociationFailed as exc:
+                self.assocs[0] = None
+                if attempt or "C-FIND" in exc.message:
+                    raise DestinationUnavailable(exc.message, subject=self.label,
+                                                 remedy=exc.remedy) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
-        if self.assoc is not None:
-            if self.assoc.is_established:
-                self.assoc.release()
-            else:
-                self.assoc.abort()
-        self.assoc = None
+        for k, assoc in enumerate(self.assocs):
+            if assoc is not None:
+                assoc.release()
+            self.assocs[k] = None
 
 
 def _sop_uids(items: Any, tag: str) -> list[tuple[str, int | None]]:
@@ -108,6 +123,8 @@ def _sop_uids(items: Any, tag: str) -> list[tuple[str, int | None]]:
 class WebSender:
     """STOW-RS / QIDO-RS client; see the module docstring."""
 
+    lanes = 1
+
     def __init__(self, dest: WebDestination, timeout: float = 120.0):
         self.dest = dest
         self.label = dest.base_url
@@ -120,7 +137,10 @@ class WebSender:
         self.client = httpx.Client(base_url=dest.base_url, auth=auth, headers=headers,
                                    verify=dest.ca or True, timeout=timeout)
 
-    def send(self, batch: list[Outgoing]) -> list[StatusMeaning]:
+    def open(self) -> None:
+        return None
+
+    def send(self, batch: list[Outgoing], lane: int = 0) -> list[StatusMeaning]:
         boundary = uuid.uuid4().hex
         parts = []
         for item in batch:
@@ -159,7 +179,14 @@ class WebSender:
                                              f"STOW-RS HTTP {r.status_code}: not stored"))
         return results
 
-    def held(self, study_uid: str) -> set[str]:
+    def held(self, wanted: Mapping[str, Sequence[str]]) -> set[str]:
+        """Which SOP Instance UIDs of ``wanted`` (study -> UIDs) the server holds (QIDO-RS)."""
+        held: set[str] = set()
+        for study, sops in sorted(wanted.items()):
+            held |= self._study(study) & set(sops)
+        return held
+
+    def _study(self, study_uid: str) -> set[str]:
         try:
             r = self.client.get(f"/studies/{study_uid}/instances",
                                 params={"includefield": "00080018"})

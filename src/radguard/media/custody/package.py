@@ -18,6 +18,7 @@ import os
 import shutil
 import stat
 import tarfile
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -181,6 +182,7 @@ class TarPackage:
                 continue
             self.members[m.name] = m
         self.odd = tuple(odd)
+        self._lock = threading.Lock()  # one tar file object: reads from several threads take turns
 
     def names(self) -> list[str]:
         return sorted(self.members)
@@ -189,11 +191,12 @@ class TarPackage:
         return int(self.members[name].size)
 
     def read(self, name: str) -> bytes:
-        fh = self.tar.extractfile(self.members[name])
-        if fh is None:
-            raise _refuse(self.path, name, "unreadable", "member cannot be read")
-        with fh:
-            return fh.read(MAX_MEMBER_SIZE + 1)
+        with self._lock:
+            fh = self.tar.extractfile(self.members[name])
+            if fh is None:
+                raise _refuse(self.path, name, "unreadable", "member cannot be read")
+            with fh:
+                return fh.read(MAX_MEMBER_SIZE + 1)
 
     def close(self) -> None:
         self.tar.close()
