@@ -46,6 +46,9 @@ KeyTransport = Literal["rsa-oaep", "rsa-pkcs1v15"]
 ID_ENVELOPED = "1.2.840.113549.1.7.3"
 ID_DATA = "1.2.840.113549.1.7.1"
 CHUNK = 1024 * 1024
+_ID_DATA_DER = bytes.fromhex("06092a864886f70d010701")  # OBJECT IDENTIFIER id-data
+_ID_ENVELOPED_DER = bytes.fromhex("06092a864886f70d010703")  # OBJECT IDENTIFIER id-envelopedData
+_AES256_CBC_DER = bytes.fromhex("060960864801650304012a")  # OBJECT IDENTIFIER aes256-CBC
 MAX_RECIPIENT_INFOS = 1024 * 1024
 _AES = {"aes128_cbc": 16, "aes192_cbc": 24, "aes256_cbc": 32}
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
@@ -175,15 +178,16 @@ def envelope(src: BinaryIO, size: int, dst: BinaryIO, recipients: Recipients) ->
     """
     cek, iv = os.urandom(32), os.urandom(16)
     ct_len = 16 * (size // 16 + 1)
-    eci_prefix = (core.ObjectIdentifier(ID_DATA).dump()
-                  + algos.EncryptionAlgorithm({"algorithm": "aes256_cbc", "parameters": iv}).dump()
+    # DER framed by hand (constants of RFC 5652 / RFC 3565; asn1crypto per file costs more than
+    # enveloping a small file)
+    eci_prefix = (_ID_DATA_DER + tlv(0x30, _AES256_CBC_DER + tlv(0x04, iv))
                   + encode_header(0x80, ct_len))
     eci_len = len(eci_prefix) + ct_len
-    env_prefix = (core.Integer(recipients.version).dump() + recipients.recipient_infos(cek)
+    env_prefix = (bytes((0x02, 0x01, recipients.version)) + recipients.recipient_infos(cek)
                   + encode_header(0x30, eci_len) + eci_prefix)
     env_len = len(env_prefix) + ct_len
     env_header = encode_header(0x30, env_len)
-    oid = core.ObjectIdentifier(ID_ENVELOPED).dump()
+    oid = _ID_ENVELOPED_DER
     explicit = encode_header(0xA0, len(env_header) + env_len)
     body_len = len(oid) + len(explicit) + len(env_header) + env_len
     out = _HashingWriter(dst)

@@ -33,7 +33,7 @@ from radguard import __version__
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-__all__ = ["RECORD_TAGS", "Leaf", "build_dicomdir", "display", "record_values"]
+__all__ = ["RECORD_TAGS", "Leaf", "build_dicomdir", "display", "record_tail", "record_values"]
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _NEXT_HEADER = b"\x04\x00\x00\x14UL\x04\x00"  # (0004,1400) UL, length 4
@@ -100,11 +100,13 @@ def display(values: Mapping[int, str], tag: int) -> str:
 class Leaf:
     """One file of the medium: its file ID components, the record values of its header (the text
     of the bytes, :func:`record_values`), its transfer syntax, and for leaf types other than IMAGE
-    the header data set (no pixel data)."""
+    the encoded :func:`record_tail`, or the header (no pixel data) when the record needs an
+    invented Instance Number."""
 
     file_id: tuple[str, ...]
     values: Mapping[int, str]
     transfer_syntax: str
+    tail: bytes | None = None
     header: Dataset | None = None
 
 
@@ -157,42 +159,39 @@ def _references(leaf: Leaf) -> list[tuple[int, str]]:
             (0x00041511, leaf.values[SOP_INSTANCE]), (0x00041512, leaf.transfer_syntax)]
 
 
-def _other_leaf(leaf: Leaf, rtype: str, index: int) -> bytes | None:
-    """A non-IMAGE leaf record by pydicom's recorder, or ``None`` if the instance lacks one of
-    its Type 1 keys (then an IMAGE record is written)."""
+def record_tail(header: Dataset, rtype: str) -> bytes | None:
+    """The elements after group 0004 of a ``rtype`` leaf record (RT DOSE, SR DOCUMENT...) made by
+    pydicom's recorder from ``header``, or ``None`` if the instance lacks one of that record's
+    Type 1 keys (then an IMAGE record is written). Runs where the header was read (a worker)."""
     from pydicom.filebase import DicomBytesIO
     from pydicom.fileset import DIRECTORY_RECORDERS
     from pydicom.filewriter import write_dataset
 
-    assert leaf.header is not None
-    filled = copy.copy(leaf.header)
-    if not filled.get("InstanceNumber"):
-        filled.InstanceNumber = index  # invented, as for IMAGE records
-    try:
-        record = DIRECTORY_RECORDERS[rtype](filled)
-    except (ValueError, KeyError, AttributeError):
-        return None
-    record.OffsetOfTheNextDirectoryRecord = 0
-    record.RecordInUseFlag = 0xFFFF
-    record.OffsetOfReferencedLowerLevelDirectoryEntity = 0
-    record.DirectoryRecordType = rtype
-    record.ReferencedFileID = list(leaf.file_id)
-    record.ReferencedSOPClassUIDInFile = leaf.values[SOP_CLASS]
-    record.ReferencedSOPInstanceUIDInFile = leaf.values[SOP_INSTANCE]
-    record.ReferencedTransferSyntaxUIDInFile = leaf.transfer_syntax
-    if "SpecificCharacterSet" in leaf.header:
-        record.SpecificCharacterSet = leaf.header.SpecificCharacterSet
-    fp = DicomBytesIO()
-    fp.is_little_endian, fp.is_implicit_VR = True, False
-    write_dataset(fp, record)
-    return fp.getvalue()
+    with warnings.catch_warnings():  # source values pydicom finds non-conformant
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            record = DIRECTORY_RECORDERS[rtype](header)
+        except (ValueError, KeyError, AttributeError):
+            return None
+        if "SpecificCharacterSet" in header:
+            record.SpecificCharacterSet = header.SpecificCharacterSet
+        for elem in [e.tag for e in record if e.tag.group == 0x0004]:
+            del record[elem]
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = True, False
+        write_dataset(fp, record)
+    return bytes(fp.getvalue())
 
 
 def _leaf(leaf: Leaf, rtype: str, index: int) -> bytes:
-    if rtype != "IMAGE" and leaf.header is not None:
-        record = _other_leaf(leaf, rtype, index)
-        if record is not None:
-            return record
+    tail = leaf.tail
+    if rtype != "IMAGE" and tail is None and leaf.header is not None:
+        filled = copy.copy(leaf.header)
+        filled.InstanceNumber = index  # invented, as for IMAGE records
+        tail = record_tail(filled, rtype)
+    if rtype != "IMAGE" and tail is not None:
+        return b"".join([_OFFSETS, _element(0x00041430, rtype),
+                         *(_element(t, v) for t, v in _references(leaf)), tail])
     return _record("IMAGE", leaf.values, [(INSTANCE_NUMBER, _or(leaf.values, INSTANCE_NUMBER,
                                                                  str(index)))],
                    head=_references(leaf))
@@ -264,9 +263,7 @@ def build_dicomdir(leaves: Sequence[Leaf], fileset_id: str = "RADGUARD") -> byte
     from radguard.export.policy import record_types
 
     table, default = record_types()
-    with warnings.catch_warnings():  # source values pydicom finds non-conformant (dates "1997.04.24")
-        warnings.simplefilter("ignore", UserWarning)
-        roots = _tree(leaves, table, default)
+    roots = _tree(leaves, table, default)
     order: list[tuple[_Node, _Node | None]] = []
     _flatten(roots, order)
     head = _head()

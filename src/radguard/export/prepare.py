@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from radguard.dicomio import ByteSource, MemorySource, ReadLimits, WalkResult, open_path, walk
 from radguard.export.cms import CHUNK, Digests, Recipients, envelope
-from radguard.export.dicomdir import record_values
+from radguard.export.dicomdir import record_tail, record_values
 from radguard.export.errors import ExportError
 from radguard.export.policy import record_types
 from radguard.export.selection import SelectedFile, Skipped, judge
@@ -76,6 +76,7 @@ class Prepared:
     staged: Staged | None = None
     values: dict[int, str] | None = None
     transfer_syntax: str = ""
+    tail: bytes | None = None
     header: Dataset | None = None
 
 
@@ -172,10 +173,14 @@ def prepare(job: FileJob, item: tuple[int, str]) -> Prepared:
             raise ExportError("the de-identified data set lacks a Study, Series or SOP Instance "
                               "UID", subject=path, remedy="check the de-identification options")
         table, default = record_types()
-        header = None
-        if table.get(values[0x00080016], default) != "IMAGE":
+        rtype = table.get(values[0x00080016], default)
+        header, tail = None, None
+        if rtype != "IMAGE":
             header = _header(content, path)
+            if header.get("InstanceNumber"):
+                tail, header = record_tail(header, rtype), None
         staged = stage_bytes(job, f"{index:07d}", _SourceReader(content), content.size)
-        return Prepared(index, outcome, staged, values, result.meta.get(0x00020010, ""), header)
+        return Prepared(index, outcome, staged, values, result.meta.get(0x00020010, ""), tail,
+                        header)
     finally:
         src.close()

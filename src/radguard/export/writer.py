@@ -155,7 +155,7 @@ class _Job:
             p = self.prepared[pf.source.sop_uid]
             assert p.staged is not None and p.values is not None
             d = p.staged.digests
-            leaves.append(Leaf(pf.file_id, p.values, p.transfer_syntax, p.header))
+            leaves.append(Leaf(pf.file_id, p.values, p.transfer_syntax, p.tail, p.header))
             entries.append(Entry(pf.rel, d.stored_size, d.stored_sha256, self.recipients is not None,
                                  d.content_size if self.recipients else None,
                                  d.content_sha256 if self.recipients else None))
@@ -307,6 +307,8 @@ def _prepare(paths: Sequence[str], skipped: list[Skipped], job: FileJob, workers
              progress: Progress | None) -> tuple[Selection, dict[str, Prepared]]:
     """Run :func:`radguard.export.prepare.prepare` over every input file; keep the first file of
     each SOP Instance UID (in input order) and drop the staged bytes of the others."""
+    import pydicom  # noqa: F401 - imported once here, inherited by the forked workers
+
     results: list[Prepared | None] = [None] * len(paths)
     items = list(enumerate(paths))
     workers = max(1, min(workers, len(paths) // 2))
