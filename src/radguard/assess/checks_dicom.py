@@ -37,7 +37,7 @@ class CalledAetNotEnforced(Check):
     severity = Severity.MEDIUM
     description = "A random called AE title is accepted (promiscuous acceptor)."
     remedy = ("Configure the node to accept only its own AE title (Orthanc: DicomCheckCalledAet "
-              "true; DCMTK: no --promiscuous-aet equivalents; vendor: 'check called AE').")
+              "true; other products: enable called AE title checking).")
     sends = ("A-ASSOCIATE-RQ with a random called AE title (Verification only), then A-RELEASE",)
 
     def run(self, probe: NodeProbe) -> list[Finding]:
