@@ -152,7 +152,9 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, stdout: A
     fd, tfile = tempfile.mkstemp(prefix="bench-time-", dir=OUT)
     os.close(fd)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(["/usr/bin/time", "-q", "-f", "%M", "-o", tfile, *cmd], env=env,
+    wrapper = ["/usr/bin/time", "-q", "-f", "%M", "-o", tfile] if Path("/usr/bin/time").exists() \
+        else []  # Debian package "time"; without it only the psutil numbers are measured
+    proc = subprocess.Popen([*wrapper, *cmd], env=env,
                             cwd=REPO, stdin=subprocess.DEVNULL,
                             stdout=stdout if stdout is not None else subprocess.DEVNULL,
                             stderr=stderr if stderr is not None else subprocess.DEVNULL)
