@@ -1,5 +1,8 @@
 """``radguard media sanitize | import``, ``radguard quarantine ...``, ``radguard keys ...``.
 
+Heavy modules (pydicom through the reader, the formats, Rich tables, the importer) are imported
+inside the command functions, so ``radguard --help`` and other commands do not pay for them.
+
 The custody path of outside media (issue 3): rebuild and sign on the offline station, verify and
 import on the networked side. Exit status: 0 done, 1 done with findings (files left out, instances
 refused or missing), 2 could not run (including a refused package).
@@ -12,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from radguard.cli.common import (
     EXIT_FINDINGS,
@@ -24,9 +26,7 @@ from radguard.cli.common import (
     progress_bar,
     write_output,
 )
-from radguard.dicomio import ReadLimits
-from radguard.errors import RadGuardError
-from radguard.formats import HtmlFormat, get_format
+from radguard.errors import RadGuardError  # light; already loaded by radguard.cli.common
 
 __all__ = ["register"]
 
@@ -37,6 +37,8 @@ keys_app = typer.Typer(help="This station's signing key and the trusted keys of 
 
 
 def _render(report: Any, fmt: str, output: Path | None, template: str) -> None:
+    from radguard.formats import HtmlFormat, get_format
+
     if fmt not in ("json", "html"):
         fail(f"unknown format {fmt!r}: use text, json or html")
     renderer = HtmlFormat(template=template) if fmt == "html" else get_format(fmt)
@@ -71,6 +73,9 @@ def sanitize(
     and --reason. Originals go to the quarantine store. Exit: 0 all files packaged, 1 some left
     out, 2 could not run.
     """
+    from rich.table import Table
+
+    from radguard.dicomio import ReadLimits
     from radguard.media.engines import EngineConfig
     from radguard.media.sanitize import SanitizeOptions, sanitize_medium
     from radguard.media.scan import ScanOptions
@@ -139,6 +144,8 @@ def import_package(
     destination has not confirmed. Exit: 0 every instance confirmed, 1 some refused or missing,
     2 refused package, unreachable destination or other error.
     """
+    from rich.table import Table
+
     from radguard.importer import ImportOptions
     from radguard.importer import import_package as run_import
     from radguard.media.custody import PackageRefusedDetail
@@ -187,6 +194,8 @@ def q_list(
     fmt: Annotated[str, typer.Option("--format", "-f", help="text | json")] = "text",
 ) -> None:
     """List the originals held in quarantine."""
+    from rich.table import Table
+
     from radguard.quarantine import QuarantineStore
 
     items = QuarantineStore(get_settings(ctx).home_path).items(state)
@@ -259,6 +268,8 @@ def k_show(ctx: typer.Context,
            fmt: Annotated[str, typer.Option("--format", "-f", help="text | json")] = "text"
            ) -> None:
     """Show this station's public key id (created on first use) and the trusted keys."""
+    from rich.table import Table
+
     from radguard.keys import TrustStore, load_station_key
 
     settings = get_settings(ctx)
