@@ -37,6 +37,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["CorpusInfo", "Source", "build_corpus", "manifest_path", "plan_counts",
            "readable_sources"]
@@ -161,10 +162,11 @@ def plan_counts(sizes: list[int], n: int, target_bytes: int) -> tuple[list[int],
     return _largest_remainder([s**beta for s in sizes], n, floor), beta
 
 
-def _uid(seed: int, i: int, what: str) -> str:
+def _uid(seed: int, i: int, what: str) -> Any:
+    """A UID derived only from (seed, index, purpose): the corpus is reproducible."""
     from pydicom.uid import generate_uid
 
-    return str(generate_uid(entropy_srcs=[f"radguard-bench/{seed}/{i}/{what}"]))
+    return generate_uid(entropy_srcs=[f"radguard-bench/{seed}/{i}/{what}"])
 
 
 _CACHE: dict[str, object] = {}

@@ -530,8 +530,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["_worker"]:
-        kind, n, list_file = argv[1], int(argv[2]), argv[3]
-        data = _worker_hash(list_file, n) if kind == "hash" else _worker_pydicom(list_file)
+        kind, procs, paths_file = argv[1], int(argv[2]), argv[3]
+        data = _worker_hash(paths_file, procs) if kind == "hash" else _worker_pydicom(paths_file)
         print(json.dumps(data))
         return 0
     args = parse(argv)
@@ -575,8 +575,8 @@ def main(argv: list[str]) -> int:
     print()
     for t in verdicts:
         print(f"{'PASS' if t['pass'] else 'FAIL'}  [{t['cache']}] {t['target']}: {t['detail']}")
-    for n in notes:
-        print(f"note: {n}")
+    for note in notes:
+        print(f"note: {note}")
     doc = {"corpus": {**asdict(info), "build_seconds": round(build_s, 1)},
            "machine": machine(), "modes": modes, "notes": notes,
            "results": [r.to_dict() for r in results], "targets": verdicts}
