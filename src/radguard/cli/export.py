@@ -6,13 +6,11 @@ A generated passphrase is offered at the prompt and shown only when the operator
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from radguard.cli.common import (
     EXIT_FINDINGS,
@@ -24,8 +22,9 @@ from radguard.cli.common import (
     progress_bar,
     write_output,
 )
-from radguard.dicomio import ReadLimits
-from radguard.errors import RadGuardError
+
+# The export library, pydicom, cryptography, pycdlib, the audit emitter and Rich tables are imported
+# inside the commands, so that 'radguard --help' and other commands do not pay for them.
 
 __all__ = ["register"]
 
@@ -41,6 +40,7 @@ def _read_secret_file(path: Path) -> str:
 
 
 def _prompt_new_password() -> str:
+    from radguard.errors import RadGuardError
     from radguard.export import check_password, generate_passphrase
     from radguard.export.passwords import passphrase_bits
 
@@ -97,7 +97,13 @@ def export(
     manifest holds their SHA-256 digests. Exit status: 0 all inputs exported, 1 some inputs were
     skipped (listed), 2 nothing written.
     """
+    import json
+
+    from rich.table import Table
+
     from radguard.audit import AuditEmitter
+    from radguard.dicomio import ReadLimits
+    from radguard.errors import RadGuardError
     from radguard.export import CertificateRecipient, ExportOptions, export_media
 
     settings = get_settings(ctx)
@@ -172,7 +178,10 @@ def open_(
     Refuses to overwrite FOLDER; on a wrong password, a tampered or a missing file nothing is
     written. Exit status: 0 opened, 2 not opened.
     """
+    import json
+
     from radguard.audit import AuditEmitter
+    from radguard.errors import RadGuardError
     from radguard.export import OpenOptions, open_export
 
     settings = get_settings(ctx)
