@@ -189,11 +189,14 @@ def main() -> int:
     results = {}
     for tool in args.tools.split(","):
         out = OUTPUTS / tool
+        load = os.getloadavg()[0]
         seconds, code, err = run_tool(tool, out)
         produced = sum(1 for p in out.rglob("*") if p.is_file())
-        print(f"{tool}: {seconds:.1f} s, exit {code}, {produced} outputs", flush=True)
+        print(f"{tool}: {seconds:.1f} s, exit {code}, {produced} outputs (load average before: "
+              f"{load:.2f})", flush=True)
         check = verify(out, corpus)
         results[tool] = {"seconds": round(seconds, 2), "exit": code, "outputs": produced,
+                         "load_before": round(load, 2),
                          "files_per_second": round(len(corpus) / seconds, 1),
                          "stderr_tail": err if code else "", **check}
         print(f"  verifier: {check}", flush=True)

@@ -13,6 +13,7 @@ Data Export message (A.5.3.4, life cycle 10, Anonymized) follows, as for any exp
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -40,6 +41,8 @@ __all__ = ["audit_run", "deidentify_tree", "pairs", "project_key", "verify_tree"
 
 ProgressFn = Callable[[int, int, str], None]
 KEY_FILE = "keys/deid-project.key"
+COMMIT_EVERY = 64
+"""Outputs made durable together by one ``os.sync()`` before they are renamed into place."""
 
 
 def project_key(settings: Settings, key_file: Path | None = None) -> bytes:
@@ -86,8 +89,22 @@ def _one(state: tuple[Any, ...], item: tuple[Path, Path]) -> FileDeidReport:
     if resume and dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
         return FileDeidReport(str(src), str(dst), FileStatus.DEIDENTIFIED,
                               message="already de-identified (resume)")
-    report: FileDeidReport = deidentify_file(src, dst, options, limits)
+    report: FileDeidReport = deidentify_file(src, dst, options, limits, commit=False)
     return report
+
+
+def _commit(pending: list[FileDeidReport]) -> list[FileDeidReport]:
+    """Make the temporary outputs durable with one ``os.sync()``, then rename each into place."""
+    os.sync()
+    done = []
+    for report in pending:
+        try:
+            os.replace(report.pending or "", report.output or "")
+            done.append(replace(report, pending=None))
+        except OSError as exc:
+            done.append(replace(report, status=FileStatus.FAILED, pending=None,
+                                message=f"cannot rename output into place: {exc.strerror}"))
+    return done
 
 
 def deidentify_tree(source: Path, output: Path, options: DeidOptions, *, workers: int = 1,
@@ -103,12 +120,26 @@ def deidentify_tree(source: Path, output: Path, options: DeidOptions, *, workers
     started, t0 = datetime.now(UTC), time.perf_counter()
     items = list(pairs(source, output))
     reports: list[FileDeidReport] = []
-    for report in run_batched(_one, items, initializer=_init,
-                              initargs=(options, limits or ReadLimits(), resume),
-                              workers=max(1, workers), batch_size=8):
-        reports.append(report)
-        if progress is not None:
-            progress(len(reports), len(items), report.source)
+    pending: list[FileDeidReport] = []
+    try:
+        for report in run_batched(_one, items, initializer=_init,
+                                  initargs=(options, limits or ReadLimits(), resume),
+                                  workers=max(1, workers), batch_size=8):
+            if report.pending:
+                pending.append(report)
+                if len(pending) >= COMMIT_EVERY:
+                    reports.extend(_commit(pending))
+                    pending = []
+            else:
+                reports.append(report)
+            if progress is not None:
+                progress(len(reports) + len(pending), len(items), report.source)
+        reports.extend(_commit(pending))
+        pending = []
+    finally:
+        for report in pending:  # interrupted: no half-committed output is left behind
+            with contextlib.suppress(OSError):
+                os.unlink(report.pending or "")
     reports.sort(key=lambda r: r.source)
     return DeidRunReport(
         input=str(source), output=str(output), options=tuple(options.option_list),

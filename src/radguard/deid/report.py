@@ -85,6 +85,8 @@ class FileDeidReport:
     changes: DeidChanges | None = None
     findings: tuple[Finding, ...] = ()
     message: str = ""
+    pending: str | None = None
+    """Temporary file still to be synced and renamed to ``output`` (batch runs only)."""
 
     @property
     def ok(self) -> bool:
