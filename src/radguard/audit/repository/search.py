@@ -189,10 +189,15 @@ def build(q: SearchQuery) -> Select[Any]:
         stmt = stmt.where(column < q.until)
     if q.after_id is not None:
         stmt = stmt.where(AuditRecord.id < q.after_id)
+    # With a time range, the time index is the selective one: wrapping the low-cardinality
+    # columns in a no-op expression keeps SQLite's planner from walking their index instead.
+    ranged = q.since is not None or q.until is not None
+    event_col: Any = AuditRecord.event_id.concat("") if ranged else AuditRecord.event_id
+    outcome_col: Any = (AuditRecord.outcome + 0) if ranged else AuditRecord.outcome
     if q.event_ids:
-        stmt = stmt.where(AuditRecord.event_id.in_(list(q.event_ids)))
+        stmt = stmt.where(event_col.in_(list(q.event_ids)))
     if q.outcomes:
-        stmt = stmt.where(AuditRecord.outcome.in_(list(q.outcomes)))
+        stmt = stmt.where(outcome_col.in_(list(q.outcomes)))
     if q.validity:
         stmt = stmt.where(AuditRecord.validity.in_(list(q.validity)))
     if q.peers:
