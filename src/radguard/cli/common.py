@@ -9,7 +9,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -80,17 +80,21 @@ def progress_bar(description: str, *, enabled: bool | None = None
         yield update
 
 
-def write_output(text: str, output: Path | None) -> None:
-    """Write ``text`` to ``output`` atomically (temp file, fsync, rename), or to stdout."""
+def write_output(text: str | Iterable[str], output: Path | None) -> None:
+    """Write ``text`` (a string or pieces of one) to ``output`` atomically (temp file, fsync,
+    rename), or to stdout."""
+    pieces = [text] if isinstance(text, str) else text
     if output is None:
-        sys.stdout.write(text)
+        for piece in pieces:
+            sys.stdout.write(piece)
         sys.stdout.flush()
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            for piece in pieces:
+                fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, output)

@@ -72,6 +72,9 @@ def scan(
     no_yara: Annotated[bool, typer.Option("--no-yara", help="Do not run YARA rules.")] = False,
     clamd: Annotated[str | None, typer.Option(help="clamd UNIX socket.")] = None,
     clamscan: Annotated[str | None, typer.Option(help="clamscan binary.")] = None,
+    yara_full: Annotated[bool, typer.Option("--yara-full", help="Run YARA over pixel data too "
+                                            "(slower; by default YARA skips the pixel data of DICOM "
+                                            "files that walked cleanly).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show findings of clean files "
                                           "too.")] = False,
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not record the scan in the "
@@ -99,7 +102,7 @@ def scan(
         workers=workers if workers else settings.worker_count,
         engines=EngineConfig(yara=not no_yara, rules_dirs=tuple(rules_dirs),
                              clamd_socket=clamd or settings.clamd_socket,
-                             clamscan=clamscan or settings.clamscan),
+                             clamscan=clamscan or settings.clamscan, yara_full=yara_full),
     )
     try:
         with progress_bar(f"scanning {path.name or path}") as update:
@@ -112,7 +115,8 @@ def scan(
     if fmt == "text" and output is None and out_console.is_terminal:
         _summary(report, verbose)
     else:
-        write_output(get_format(fmt).render(report), output)
+        write_output(report.iter_json() if fmt == "json" else get_format(fmt).render(report),
+                     output)
         if output is not None:
             err_console.print(f"report written to {output}", highlight=False)
     raise typer.Exit(EXIT_OK if report.verdict == Verdict.CLEAN else EXIT_FINDINGS)

@@ -33,6 +33,8 @@ class EngineConfig:
     rules_dirs: tuple[str, ...] = ()
     clamd_socket: str = ""
     clamscan: str = ""
+    yara_full: bool = False
+    """Also run YARA over pixel data of DICOM files that walked cleanly (slower)."""
 
 
 @dataclass
@@ -75,34 +77,50 @@ class Engines:
             eng.status["clamav"] = "not configured: files were not checked by an antivirus"
         return eng
 
-    def scan(self, rel: str, src: ByteSource, local_path: str | None) -> list[Finding]:
+    def scan(self, rel: str, src: ByteSource, local_path: str | None,
+             skip: tuple[int, int] | None = None) -> list[Finding]:
+        """Run the configured engines on one file.
+
+        ``skip`` is a byte range (start, end) YARA need not read: the pixel data of a DICOM file
+        that walked cleanly (compressed or raw image samples, where the shipped rules have nothing
+        to find and which cost most of the bytes). ClamAV always sees the whole file.
+        """
         out: list[Finding] = []
         if self.rules is not None:
-            out.extend(self._yara(rel, src, local_path))
+            if skip is not None and not self.config.yara_full:
+                out.extend(self._yara_ranges(rel, src, [(0, skip[0]), (skip[1], src.size)]))
+            else:
+                out.extend(self._yara_ranges(rel, src, [(0, src.size)]))
         if self.config.clamd_socket:
             out.extend(self._clamd(rel, src))
         elif self.config.clamscan and local_path is not None:
             out.extend(self._clamscan(rel, local_path))
         return out
 
-    def _yara(self, rel: str, src: ByteSource, local_path: str | None) -> list[Finding]:
+    def _yara_ranges(self, rel: str, src: ByteSource, ranges: list[tuple[int, int]]
+                     ) -> list[Finding]:
+        """YARA over byte ranges, in windows so memory stays flat (YARA maps whole files)."""
         import yara
 
-        del local_path  # YARA maps whole files into memory; windows keep RSS flat instead
+        matches = []
+        seen: set[str] = set()
         try:
-            if isinstance(src, MemorySource):
-                matches = list(self.rules.match(data=src.data, timeout=YARA_TIMEOUT))
-            else:
-                matches = []
-                seen: set[str] = set()
-                pos = 0
-                while pos < src.size:
-                    window = src.read_at(pos, YARA_WINDOW + YARA_OVERLAP)
-                    for m in self.rules.match(data=window, timeout=YARA_TIMEOUT):
-                        if m.rule not in seen:
-                            seen.add(m.rule)
-                            matches.append(m)
-                    pos += YARA_WINDOW
+            for start, end in ranges:
+                if end <= start:
+                    continue
+                if start == 0 and end == src.size and isinstance(src, MemorySource):
+                    found = list(self.rules.match(data=src.data, timeout=YARA_TIMEOUT))
+                else:
+                    found = []
+                    pos = start
+                    while pos < end:
+                        window = src.read_at(pos, min(YARA_WINDOW + YARA_OVERLAP, end - pos))
+                        found.extend(self.rules.match(data=window, timeout=YARA_TIMEOUT))
+                        pos += YARA_WINDOW
+                for m in found:
+                    if m.rule not in seen:
+                        seen.add(m.rule)
+                        matches.append(m)
         except yara.Error as exc:
             return [checks.check("media.engine-unavailable").finding(f"YARA failed: {exc}",
                                                                       path=rel, engine="yara")]

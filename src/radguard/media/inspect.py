@@ -153,6 +153,19 @@ def _dicom_findings(rel: str, src: ByteSource, result: WalkResult, table: Signat
             "DICOM file with an executable or script file name", path=rel)
 
 
+def _pixel_range(result: WalkResult) -> tuple[int, int] | None:
+    """The byte range of top-level pixel data in a file that walked cleanly, else ``None``."""
+    pix = result.pixel
+    if (pix is None or not result.completed or result.inflated_size is not None
+            or result.problem_codes - {"group-length-mismatch", "duplicate-tag-identical"}):
+        return None
+    if pix.length is not None:
+        end = pix.offset + pix.length
+    else:  # items: 8-byte header each, then the sequence delimiter (PS3.5 A.4)
+        end = pix.offset + 8 * pix.fragments + pix.compressed_bytes + 8
+    return (pix.offset, end) if end > pix.offset else None
+
+
 def _has_nonzero(src: ByteSource, offset: int, length: int) -> bool:
     return any(chunk.strip(b"\x00") for chunk in _chunks(src, offset, length, overlap=0))
 
@@ -285,7 +298,8 @@ def _inspect_entry(medium: Medium, entry: Entry, options: InspectOptions,
             kind = "other"
             findings.extend(_other_findings(rel, src, table))
         if engines is not None:
-            findings.extend(engines.scan(rel, src, medium.local_path(rel)))
+            local = medium.local_path(rel) if engines.config.clamscan else None
+            findings.extend(engines.scan(rel, src, local, _pixel_range(result)))
     finally:
         src.close()
     verdict = worst(checks.check(f.check_id).verdict for f in findings)

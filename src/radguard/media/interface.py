@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -62,9 +63,17 @@ class MediumReport:
     tables: Mapping[str, str]
     radguard_version: str
     scan_id: int | None = None
+    _counts: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_counts", self._count())
 
     @property
     def counts(self) -> dict[str, int]:
+        """Files per verdict and kind, findings and bytes (computed once)."""
+        return dict(self._counts)
+
+    def _count(self) -> dict[str, int]:
         counts = {"files": len(self.files), "clean": 0, "suspicious": 0, "dangerous": 0,
                   "dicom": 0, "dicomdir": 0, "other": 0, "findings": len(self.findings)}
         for f in self.files:
@@ -74,7 +83,23 @@ class MediumReport:
         counts["bytes"] = sum(f.size for f in self.files)
         return counts
 
-    def to_dict(self) -> dict[str, Any]:
+    def iter_json(self) -> Iterator[str]:
+        """The JSON document of :meth:`to_dict`, in pieces: one line per file, so that a report
+        of any size is written without building it whole in memory (same content)."""
+        head = self.to_dict(with_files=False)
+        text = json.dumps(head, indent=2, ensure_ascii=False)
+        yield text[: text.rindex("}")].rstrip() + ',\n  "files": ['
+        for i, f in enumerate(self.files):
+            yield ("\n    " if i == 0 else ",\n    ") + json.dumps(f.to_dict(), ensure_ascii=False)
+        yield "\n  ]\n}\n"
+
+    def to_dict(self, *, with_files: bool = True) -> dict[str, Any]:
+        data = self._head()
+        if with_files:
+            data["files"] = [f.to_dict() for f in self.files]
+        return data
+
+    def _head(self) -> dict[str, Any]:
         return {
             "schema": f"radguard.media.scan/{SCHEMA_VERSION}",
             "radguard_version": self.radguard_version,
@@ -90,5 +115,4 @@ class MediumReport:
             },
             "engines": dict(self.engines),
             "tables": dict(self.tables),
-            "files": [f.to_dict() for f in self.files],
         }

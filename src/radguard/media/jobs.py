@@ -8,6 +8,7 @@ Data Import (A.5.3.5, 110107, Source Media) with the outcome of the scan, and a 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from radguard.audit import AuditEmitter, builders
 from radguard.audit.message import Outcome
@@ -15,11 +16,13 @@ from radguard.config import Settings
 from radguard.findings import Verdict
 from radguard.media.interface import MediumReport
 from radguard.media.scan import ProgressFn, ScanOptions, scan_medium
-from radguard.store import Store
-from radguard.store.repo import ItemIn, record_scan
+
+if TYPE_CHECKING:
+    from radguard.store import Store
 
 __all__ = ["audit_scan", "record_medium_scan", "run_scan"]
 
+STUDIES_PER_MESSAGE = 50
 _OUTCOME = {Verdict.CLEAN: Outcome.SUCCESS, Verdict.SUSPICIOUS: Outcome.MINOR_FAILURE,
             Verdict.DANGEROUS: Outcome.SERIOUS_FAILURE}
 
@@ -27,6 +30,8 @@ _OUTCOME = {Verdict.CLEAN: Outcome.SUCCESS, Verdict.SUSPICIOUS: Outcome.MINOR_FA
 def record_medium_scan(store: Store, report: MediumReport, settings: Settings) -> int:
     """Store a medium scan (scan row, one item per file, findings); returns the scan id."""
     from datetime import datetime
+
+    from radguard.store.repo import ItemIn, record_scan
 
     items = [
         ItemIn(path=f.path, kind=f.kind, size=f.size, sha256=f.sha256, verdict=f.verdict,
@@ -50,19 +55,32 @@ def audit_scan(emitter: AuditEmitter, report: MediumReport, settings: Settings) 
                        if f.identity.get("p_patient_id")})
     studies = sorted({f.identity["study_uid"] for f in report.files if f.identity.get("study_uid")})
     sop_classes: dict[str, dict[str, int]] = {}
+    by_study: dict[str, set[str]] = {}
     for f in report.files:
+        if f.identity.get("study_uid") and f.identity.get("p_patient_id"):
+            by_study.setdefault(f.identity["study_uid"], set()).add(f.identity["p_patient_id"])
         study, cls = f.identity.get("study_uid"), f.identity.get("sop_class_uid")
         if study and cls:
             sop_classes.setdefault(study, {}).setdefault(cls, 0)
             sop_classes[study][cls] += 1
     c = report.counts
-    emitter.emit(builders.data_import(
-        user=settings.operator_name, station=settings.station_name, media_id=report.path,
-        patient_ids=patients, study_uids=studies, sop_classes=sop_classes,
-        site=settings.site or None, outcome=_OUTCOME[report.verdict],
-        description=f"media scan {report.verdict.label}: {c['files']} files, {c['clean']} clean, "
-        f"{c['suspicious']} suspicious, {c['dangerous']} dangerous (nothing imported yet)",
-    ))
+    description = (f"media scan {report.verdict.label}: {c['files']} files, {c['clean']} clean, "
+                   f"{c['suspicious']} suspicious, {c['dangerous']} dangerous (nothing imported yet)")
+    # One message per batch of studies keeps each message well under what syslog receivers accept
+    # (PS3.15 A.6: at least 32,768 octets) however large the medium.
+    batches = [studies[i:i + STUDIES_PER_MESSAGE]
+               for i in range(0, len(studies), STUDIES_PER_MESSAGE)] or [[]]
+    for n, batch in enumerate(batches, start=1):
+        in_batch = set(batch)
+        batch_patients = sorted({p for study in batch for p in by_study.get(study, ())}) \
+            if batch else patients
+        emitter.emit(builders.data_import(
+            user=settings.operator_name, station=settings.station_name, media_id=report.path,
+            patient_ids=batch_patients[:STUDIES_PER_MESSAGE], study_uids=batch,
+            sop_classes={k: v for k, v in sop_classes.items() if k in in_batch},
+            site=settings.site or None, outcome=_OUTCOME[report.verdict],
+            description=description + (f" [part {n} of {len(batches)}]" if len(batches) > 1 else ""),
+        ))
     if report.verdict == Verdict.DANGEROUS:
         dangerous = [f.path for f in report.files if f.verdict == Verdict.DANGEROUS][:20]
         emitter.emit(builders.security_alert(
@@ -94,6 +112,8 @@ def run_scan(settings: Settings, path: str, options: ScanOptions,
             outcome=Outcome.SERIOUS_FAILURE, description=f"medium unreadable: {exc.message}"))
         raise
     if record:
+        from radguard.store import Store
+
         store = Store.open(settings.db_url)
         try:
             report = replace(report, scan_id=record_medium_scan(store, report, settings))

@@ -36,6 +36,7 @@ class SignatureTable:
     html_extensions: frozenset[str]
     html_patterns: re.Pattern[bytes]
     pdf_patterns: re.Pattern[bytes]
+    by_first_byte: dict[int, tuple[Signature, ...]]
 
     def identify(self, head: bytes, full: bytes | None = None) -> Signature | None:
         """The signature ``head`` starts with, or ``None``.
@@ -43,7 +44,9 @@ class SignatureTable:
         ``MZ`` counts as a PE executable only when ``PE\\0\\0`` is at the offset held at 0x3C
         (checked when ``full`` holds enough bytes), or as a DOS executable when it cannot be checked.
         """
-        for sig in self.signatures:
+        if not head:
+            return None
+        for sig in self.by_first_byte.get(head[0], ()):
             if head.startswith(sig.magic):
                 if sig.check_pe and not _pe_header(full if full is not None else head):
                     continue
@@ -91,4 +94,8 @@ def load_table() -> SignatureTable:
                       re.IGNORECASE)
     pdf = re.compile(rb"(?:" + b"|".join(re.escape(p.encode()) for p in raw["pdf_script_patterns"])
                      + rb")(?![A-Za-z])")
-    return SignatureTable(raw["version"], sigs, ext, frozenset(raw["html_extensions"]), html, pdf)
+    first: dict[int, list[Signature]] = {}
+    for sig in sigs:
+        first.setdefault(sig.magic[0], []).append(sig)
+    return SignatureTable(raw["version"], sigs, ext, frozenset(raw["html_extensions"]), html, pdf,
+                          {k: tuple(v) for k, v in first.items()})
