@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -36,8 +37,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "audit"
 sys.path.insert(0, str(ROOT / "src"))
-
-import contextlib
 
 from radguard.audit import builders  # noqa: E402
 from radguard.audit.repository import RecordWriter, SearchQuery, search  # noqa: E402
