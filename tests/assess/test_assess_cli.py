@@ -3,6 +3,7 @@ changes since the previous run, audit journal, dry-run contacting nothing, SARIF
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -72,10 +73,8 @@ def test_dry_run_contacts_nothing(tmp_path: Path) -> None:
 
     def watch() -> None:
         for _ in range(10):
-            try:
+            with contextlib.suppress(OSError):
                 accepted.append(listener.accept())
-            except OSError:
-                pass
 
     t = threading.Thread(target=watch)
     t.start()

@@ -34,6 +34,9 @@ class Check:
     intrusive: ClassVar[bool] = False
     sends: ClassVar[tuple[str, ...]] = ()
     """What the check sends, in words (``--dry-run`` prints them)."""
+    fingerprint_depth: ClassVar[str] = "compact"
+    """Fingerprint depth the check needs (``full``: the whole SOP-class inventory); the run
+    probes the deepest that a selected check or the user asks for."""
 
     @classmethod
     def controls(cls) -> tuple[ControlRef, ...]:
@@ -51,6 +54,12 @@ class Check:
                 "intrusive": cls.intrusive, "description": cls.description,
                 "remedy": cls.remedy, "controls": [str(c) for c in cls.controls()],
                 "sends": list(cls.sends)}
+
+    @classmethod
+    def plan(cls, fingerprint_depth: str) -> tuple[str, ...]:
+        """What the check sends at this fingerprint depth (``--dry-run``); :attr:`sends` unless a
+        check's traffic depends on the depth."""
+        return cls.sends
 
     def run(self, probe: Any) -> list[Finding]:
         raise NotImplementedError

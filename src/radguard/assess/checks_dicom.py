@@ -3,13 +3,15 @@ identity over plaintext, fingerprint. Each reads a :class:`~radguard.assess.prob
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from radguard.assess.checks import Check, NotRun, register
 from radguard.assess.fingerprint import fingerprint
-from radguard.assess.probe import NodeProbe
-from radguard.assess.services import SessionResult
+from radguard.assess.probe import NodeProbe, tier_contexts, tiers_for
 from radguard.findings import Finding, Severity
+
+if TYPE_CHECKING:
+    from radguard.assess.services import SessionResult
 
 __all__: list[str] = []
 
@@ -230,15 +232,29 @@ class Fingerprint(Check):
     id = "dicom.fingerprint"
     severity = Severity.INFO
     description = ("Implementation class UID and version name, accepted SOP classes and transfer "
-                   "syntaxes (probed in tiers of at most 128 contexts), inferred role.")
+                   "syntaxes (probed in tiers of at most 128 contexts; one association by "
+                   "default, the full inventory with --fingerprint-depth full), inferred role.")
     remedy = "Keep the inventory (AE titles, software versions) current; compare with the MDS2 form."
-    sends = ("A-ASSOCIATE-RQ tiers of <=128 presentation contexts each, then A-RELEASE",)
+    sends = (f"A-ASSOCIATE-RQ of the discovery tier ({len(tier_contexts(0))} presentation "
+             "contexts: services and common storage classes), then A-RELEASE; this is the base "
+             "association, shared by every check",
+             "with --fingerprint-depth full, for a node that accepted it: one A-ASSOCIATE-RQ per "
+             "inventory tier (<=128 contexts each), then A-RELEASE")
+
+    @classmethod
+    def plan(cls, fingerprint_depth: str) -> tuple[str, ...]:
+        if fingerprint_depth == "full":
+            extra = len(tiers_for("full")) - 1
+            return (cls.sends[0], f"for a node that accepted it: {extra} more A-ASSOCIATE-RQ "
+                    "(inventory tiers of <=128 presentation contexts each), each then A-RELEASE")
+        return cls.sends[:1]
 
     def run(self, probe: NodeProbe) -> list[Finding]:
         _need_dicom(probe)
         fp = fingerprint(probe)
         brief = {k: fp[k] for k in ("implementation_class_uid", "implementation_version",
                                     "transport", "roles", "association")}
+        brief["depth"] = fp["depth"]
         brief["sop_classes_accepted"] = len(fp["sop_classes"])
         brief["transfer_syntaxes_accepted"] = len(fp["transfer_syntaxes"])
         version = fp["implementation_version"] or "no version name"

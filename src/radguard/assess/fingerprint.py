@@ -3,19 +3,26 @@
 From the A-ASSOCIATE-AC: Implementation Class UID and Version Name (PS3.7 D.3.3.2/D.3.3.3); from the
 presentation contexts accepted in each tier (PS3.8 9.3.3.2): the SOP classes and the transfer
 syntaxes the node accepts; from those, its roles by the rules of ``sop-tiers.json``.
+
+At depth ``compact`` the fingerprint is read from the base association alone (the ``discovery``
+tier: the services that decide every role of the table, and the common storage classes); ``full``
+adds the inventory tiers and the transfer-syntax probe. ``depth`` and ``tiers_probed`` in the
+result say which it was, so a compact fingerprint is never mistaken for a full inventory.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from radguard.assess.association import Attempt
-from radguard.assess.probe import NodeProbe, tier_contexts
+from radguard.assess.probe import NodeProbe, tier_contexts, tier_count
 from radguard.assess.tables import load
 
 __all__ = ["fingerprint", "infer_roles"]
 
 
+@cache
 def _names() -> dict[str, str]:
     table = load("sop-tiers.json")
     return {c["uid"]: c["name"] for t in table["tiers"] for c in t["sop_classes"]}
@@ -66,7 +73,7 @@ def fingerprint(probe: NodeProbe) -> dict[str, Any]:
     """A JSON-safe fingerprint of ``probe``'s node (runs the tier probes when needed)."""
     base = probe.base
     answer = base.answer
-    attempts = [(0, base)] + [(i + 1, a) for i, a in enumerate(probe.tiers)]
+    attempts = [(0, base), *probe.tiers]
     classes, syntaxes = _accepted(attempts)
     names = _names()
     return {
@@ -81,6 +88,8 @@ def fingerprint(probe: NodeProbe) -> dict[str, Any]:
         "sop_classes": sorted(names.get(c, c) for c in classes),
         "transfer_syntaxes": sorted(syntaxes),
         "roles": infer_roles(classes),
-        "tiers_probed": len(attempts),
+        "depth": probe.options.fingerprint_depth,
+        "tiers_probed": len(attempts) if base.accepted else 0,
+        "tiers_available": tier_count(),
         "tables": {"sop-tiers.json": load("sop-tiers.json")["version"]},
     }

@@ -8,6 +8,8 @@
   ``assess``, subject the node, its findings attached to the scan and the asset); the node's previous
   scan is compared with :func:`~radguard.store.repo.diff_findings`.
 - The salt of the query hashes lives in ``HOME/assess/salt`` (created 0600, never printed).
+
+The store (SQLAlchemy, Alembic) is imported only when results are kept.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import secrets
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from radguard.assess.checks import Check
 from radguard.assess.politeness import Politeness
@@ -28,16 +31,9 @@ from radguard.audit import AuditEmitter, builders
 from radguard.audit.message import Outcome
 from radguard.config import Settings
 from radguard.findings import Severity
-from radguard.store import Store
-from radguard.store.repo import (
-    ItemIn,
-    diff_findings,
-    findings_for_scan,
-    get_asset,
-    list_scans,
-    record_scan,
-    upsert_asset,
-)
+
+if TYPE_CHECKING:
+    from radguard.store import Store
 
 __all__ = ["ASSET_KIND", "audit_end", "audit_start", "load_salt", "record", "run_job"]
 
@@ -101,6 +97,8 @@ def audit_end(emitter: AuditEmitter, settings: Settings, report: AssessReport,
 
 
 def _changes(store: Store, node: NodeResult, scan_id: int) -> Changes:
+    from radguard.store.repo import diff_findings, findings_for_scan, list_scans
+
     previous = [s for s in list_scans(store, kind="assess", limit=500)
                 if s.subject == node.target and s.id < scan_id]
     if not previous:
@@ -117,6 +115,8 @@ def _changes(store: Store, node: NodeResult, scan_id: int) -> Changes:
 def record(store: Store, report: AssessReport, settings: Settings) -> tuple[AssessReport, set[str]]:
     """Store assets and scans; return the report with scan ids and changes, and the names of
     nodes seen for the first time."""
+    from radguard.store.repo import ItemIn, get_asset, record_scan, upsert_asset
+
     new_nodes: set[str] = set()
     nodes = []
     started = dt.datetime.fromisoformat(report.started)
@@ -157,6 +157,8 @@ def run_job(settings: Settings, targets: list[Target], checks: list[type[Check]]
     report = run_assessment(targets, checks, options, policy, workers=workers, progress=progress)
     new_nodes: set[str] = set()
     if keep:
+        from radguard.store import Store
+
         store = Store.open(settings.db_url)
         try:
             report, new_nodes = record(store, report, settings)

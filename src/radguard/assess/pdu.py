@@ -10,6 +10,7 @@ that each probe is exactly one association with exactly the items we chose.
 
 from __future__ import annotations
 
+import secrets
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ __all__ = [
     "decode_ae",
     "encode_associate_rq",
     "parse_answer",
+    "random_aet",
     "release_rq",
 ]
 
@@ -63,6 +65,11 @@ class UserIdentity:
     primary: bytes
     secondary: bytes = b""
     positive_response: bool = True
+
+
+def random_aet(prefix: str = "RG") -> str:
+    """A random AE title no site would have configured (16 characters at most, PS3.5 6.2)."""
+    return f"{prefix}{secrets.token_hex(5).upper()}"[:16]
 
 
 def _uid(value: str) -> bytes:

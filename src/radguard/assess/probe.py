@@ -3,30 +3,45 @@
 A :class:`NodeProbe` (DIMSE endpoint) or :class:`WebProbe` (HTTP endpoint) is created per target;
 checks ask it for observations, the first ask makes the connection (in a politeness turn) and every
 later ask reuses the answer. So a node sees each association at most once per run, whatever the
-number of checks reading it. The base association (unknown calling AE, tier 1 of the fingerprint
-contexts) also decides the transport: plaintext first, then TLS when the port did not speak DICOM
-in clear (or only TLS when the target says ``dicom+tls://``).
+number of checks reading it. The base association (unknown calling AE, a random called AE title
+unless the target names one, the *discovery* tier of the fingerprint contexts) also decides the
+transport: plaintext first, then TLS when the port did not speak DICOM in clear (or only TLS when
+the target says ``dicom+tls://``).
+
+Fingerprint depth (``sop-tiers.json``): ``compact`` (default) is the base association alone;
+``full`` adds the inventory tiers (the rest of the SOP classes and the transfer-syntax probe), one
+association each, only for a node that accepted the base association.
+
+pynetdicom, pydicom and httpx are imported only when a DIMSE session or an HTTP request is made,
+so discovery pays for none of them.
 """
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
 from radguard.assess.association import Attempt, attempt
 from radguard.assess.channel import TlsConfig, client_context
 from radguard.assess.memo import once
-from radguard.assess.pdu import AssociateAnswer, Context, UserIdentity
+from radguard.assess.pdu import AssociateAnswer, Context, UserIdentity, random_aet
 from radguard.assess.politeness import BudgetSpent, Device
-from radguard.assess.services import SessionResult, dimse_session, random_aet
 from radguard.assess.tables import load
 from radguard.assess.targets import Credentials, KnownPeer, Target
-from radguard.assess.testobject import PATIENT_ID
 from radguard.assess.tlsprobe import TlsObservation, handshake_once, observe_tls
-from radguard.assess.web import HttpObservation, WebProber, orthanc_delete_instance
 
-__all__ = ["NodeProbe", "ProbeOptions", "WebProbe", "tier_contexts"]
+if TYPE_CHECKING:
+    from radguard.assess.services import SessionResult
+    from radguard.assess.web import HttpObservation
+
+__all__ = ["DEPTHS", "Depth", "NodeProbe", "ProbeOptions", "WebProbe", "tier_contexts",
+           "tier_count", "tiers_for"]
+
+Depth = Literal["compact", "full"]
+DEPTHS: tuple[Depth, ...] = ("compact", "full")
 
 _NOT_DICOM_CLEAR = ("garbage", "closed", "reset", "abort")
 UNREACHABLE = ("refused", "timeout", "unreachable")
@@ -42,26 +57,42 @@ class ProbeOptions:
     salt: bytes = b""
     move_port: int = 0
     """Port of RadGuard's own C-MOVE destination (0: any free port)."""
+    fingerprint_depth: Depth = "compact"
+    """``compact``: the base association only; ``full``: also the inventory tiers."""
 
 
-def tier_contexts(index: int) -> list[Context]:
-    """Presentation contexts of fingerprint tier ``index`` (at most 128; tier 0 adds the
-    transfer-syntax probe: one context per syntax for CT Image Storage)."""
+@cache
+def tier_contexts(index: int) -> tuple[Context, ...]:
+    """Presentation contexts of fingerprint tier ``index`` (at most 128, PS3.8 9.3.2.2).
+
+    Each SOP class is proposed with the table's default transfer syntaxes; a tier marked
+    ``transfer_syntax_probe`` starts with one context per transfer syntax for CT Image Storage,
+    so that the answer names each syntax the node accepts (PS3.8 9.3.3.2: one per context).
+    """
     table = load("sop-tiers.json")
     default = tuple(table["default_transfer_syntaxes"])
-    tiers = table["tiers"]
-    items: list[tuple[str, tuple[str, ...]]] = [(c["uid"], default)
-                                                for c in tiers[index]["sop_classes"]]
-    if index == 0:
+    tier = table["tiers"][index]
+    items: list[tuple[str, tuple[str, ...]]] = []
+    if tier.get("transfer_syntax_probe"):
         probe = table["transfer_syntax_probe"]
         items += [(probe["sop_class"], (ts["uid"],)) for ts in probe["syntaxes"]]
+    items += [(c["uid"], default) for c in tier["sop_classes"]]
     if len(items) > table["max_contexts"]:
         raise ValueError(f"tier {index} has {len(items)} contexts")
-    return [Context(2 * n + 1, uid, ts) for n, (uid, ts) in enumerate(items)]
+    return tuple(Context(2 * n + 1, uid, ts) for n, (uid, ts) in enumerate(items))
 
 
 def tier_count() -> int:
+    """Number of tiers in ``sop-tiers.json`` (tier 0 is the base association's)."""
     return len(load("sop-tiers.json")["tiers"])
+
+
+def tiers_for(depth: Depth) -> tuple[int, ...]:
+    """Indexes of the tiers probed at ``depth`` (``compact``: tier 0 only; ``full``: all)."""
+    if depth not in DEPTHS:
+        raise ValueError(f"unknown fingerprint depth {depth!r}: use {' or '.join(DEPTHS)}")
+    tiers = load("sop-tiers.json")["tiers"]
+    return tuple(i for i, t in enumerate(tiers) if depth == "full" or t["depth"] == "compact")
 
 
 class NodeProbe:
@@ -81,7 +112,7 @@ class NodeProbe:
         self.tls_config = TlsConfig(cert=creds.tls_cert, key=creds.tls_key)
 
     # -- raw association attempts --------------------------------------------------------------
-    def _attempt(self, *, tls: bool, called: str, calling: str, contexts: list[Context],
+    def _attempt(self, *, tls: bool, called: str, calling: str, contexts: Sequence[Context],
                  identity: UserIdentity | None = None,
                  tls_config: TlsConfig | None = None) -> Attempt:
         try:
@@ -104,7 +135,10 @@ class NodeProbe:
 
     @once
     def base(self) -> Attempt:
-        """The base association: unknown calling AE, fingerprint tier 0 (decides the transport)."""
+        """The base association: unknown calling AE, fingerprint tier 0 (decides the transport).
+
+        It is also the called-AE probe when the target names no AE title (the called AE title is
+        then a random one), so a node without /AET sees one association for both."""
         contexts = tier_contexts(0)
         if self.target.tls is True:
             return self._attempt(tls=True, called=self.probe_called, calling=self.calling,
@@ -144,14 +178,18 @@ class NodeProbe:
                              contexts=[Context(1, "1.2.840.10008.1.1", ("1.2.840.10008.1.2",))])
 
     @once
-    def tiers(self) -> list[Attempt]:
-        """Further fingerprint tiers, only for a node that accepted storage in tier 0."""
-        out: list[Attempt] = []
+    def tiers(self) -> list[tuple[int, Attempt]]:
+        """(tier index, attempt) of the fingerprint tiers beyond the base association, at the
+        options' depth, only for a node that accepted the base association."""
+        out: list[tuple[int, Attempt]] = []
         if not self.base.accepted:
             return out
-        for index in range(1, tier_count()):
-            out.append(self._attempt(tls=self.transport == "tls", called=self.probe_called,
-                                     calling=self.calling, contexts=tier_contexts(index)))
+        for index in tiers_for(self.options.fingerprint_depth):
+            if index == 0:
+                continue
+            out.append((index, self._attempt(tls=self.transport == "tls",
+                                             called=self.probe_called, calling=self.calling,
+                                             contexts=tier_contexts(index))))
         return out
 
     @once
@@ -200,6 +238,8 @@ class NodeProbe:
         return self._random_called if self.base.accepted else None
 
     def _session(self, calling: str, ops: tuple[str, ...]) -> SessionResult | None:
+        from radguard.assess.services import dimse_session
+
         called = self.session_called
         if called is None or not self.speaks_dicom:
             return None
@@ -230,6 +270,9 @@ class NodeProbe:
 
         Returns what happened, in words, for the finding (never raises).
         """
+        from radguard.assess.testobject import PATIENT_ID
+        from radguard.assess.web import orthanc_delete_instance
+
         instance = uids.get("instance", "")
         for web in self.rest:
             if not web.reachable or not web.is_orthanc:
@@ -254,6 +297,8 @@ class WebProbe:
 
     def __init__(self, target: Target, device: Device, options: ProbeOptions,
                  timeout: float) -> None:
+        from radguard.assess.web import WebProber
+
         self.target = target
         self.options = options
         self.web = WebProber(device.turn, timeout)

@@ -9,10 +9,12 @@ each host. Nothing here prints; progress goes to the ``progress`` callback.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from radguard.assess.checks import Check, NotRun
@@ -20,12 +22,11 @@ from radguard.assess.fingerprint import fingerprint
 from radguard.assess.politeness import Device, Politeness
 from radguard.assess.probe import NodeProbe, ProbeOptions, WebProbe
 from radguard.assess.report import AssessReport, NodeResult
-from radguard.assess.services import quiet_pynetdicom
 from radguard.assess.tables import versions
 from radguard.assess.targets import Target
 from radguard.findings import Finding
 
-__all__ = ["ProgressFn", "dry_run", "run_assessment"]
+__all__ = ["ProgressFn", "dry_run", "quiet_logger", "run_assessment"]
 
 ProgressFn = Callable[[int, int, str], None]
 Probe = NodeProbe | WebProbe
@@ -36,6 +37,19 @@ class _Work:
     probe: Probe
     findings: list[Finding]
     checks: dict[str, str]
+
+
+@contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """Silence logger ``name`` for the block (pynetdicom logs every refused association as an
+    ERROR line) without importing the library that owns it."""
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
 
 
 def _device_key(t: Target, policy: Politeness) -> str:
@@ -76,8 +90,8 @@ def _node_fingerprint(probe: Probe, full: bool) -> dict[str, Any]:
         return fp
     if not probe.reachable or "base" not in probe.__dict__:
         return {}
-    if full or "tiers" in probe.__dict__:
-        return fingerprint(probe)
+    if full or "tiers" in probe.__dict__ or probe.options.fingerprint_depth == "compact":
+        return fingerprint(probe)  # compact: read from the base association, nothing is sent
     answer = probe.base.answer
     return {"association": answer.kind, "reason": answer.reason,
             "transport": probe.transport or "unknown",
@@ -108,8 +122,14 @@ def _result(work: _Work, full_fp: bool) -> NodeResult:
 def run_assessment(targets: Sequence[Target], checks: Sequence[type[Check]],
                    options: ProbeOptions, policy: Politeness, *, workers: int = 32,
                    progress: ProgressFn | None = None) -> AssessReport:
-    """Assess ``targets`` with ``checks``; never raises for a node's behaviour."""
+    """Assess ``targets`` with ``checks``; never raises for a node's behaviour.
+
+    The fingerprint depth is the user's (``options.fingerprint_depth``) or ``full`` when a
+    selected check declares that it needs the full inventory.
+    """
     started = dt.datetime.now(dt.UTC)
+    if any(c.fingerprint_depth == "full" for c in checks):
+        options = replace(options, fingerprint_depth="full")
     devices: dict[str, Device] = {}
     works: list[_Work] = []
     for t in targets:
@@ -135,7 +155,7 @@ def run_assessment(targets: Sequence[Target], checks: Sequence[type[Check]],
         return items[0].probe.target.name
 
     done = 0
-    with quiet_pynetdicom():
+    with quiet_logger("pynetdicom"):
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(by_device)))) as pool:
             futures = [pool.submit(run_device, items) for items in by_device.values()]
             for fut in as_completed(futures):
@@ -165,20 +185,24 @@ def run_assessment(targets: Sequence[Target], checks: Sequence[type[Check]],
         started=started.isoformat(timespec="seconds"),
         finished=finished.isoformat(timespec="seconds"), nodes=nodes,
         options={"intrusive": options.intrusive, "checks": [c.id for c in checks],
+                 "fingerprint_depth": options.fingerprint_depth,
                  "rate": policy.rate, "timeout": policy.timeout, "budget": policy.budget,
                  "per_host": policy.per_host,
                  "known_peers": [f"{p.aet}@{p.host}" for p in options.known_peers]},
         tables=versions(), checks=tuple(c.describe() for c in checks))
 
 
-def dry_run(targets: Sequence[Target], checks: Sequence[type[Check]]) -> list[dict[str, Any]]:
+def dry_run(targets: Sequence[Target], checks: Sequence[type[Check]], *,
+            fingerprint_depth: str = "compact") -> list[dict[str, Any]]:
     """What would be sent to each target (nothing is contacted)."""
+    if any(c.fingerprint_depth == "full" for c in checks):
+        fingerprint_depth = "full"
     plan = []
     for t in targets:
         kinds = ("dicom", "site") if t.kind == "dicom" else ("http",)
         steps: list[str] = []
         for cls in checks:
             if cls.target in kinds:
-                steps.extend(f"[{cls.id}] {s}" for s in cls.sends)
+                steps.extend(f"[{cls.id}] {s}" for s in cls.plan(fingerprint_depth))
         plan.append({"target": t.name, "kind": t.kind, "sends": steps})
     return plan

@@ -13,8 +13,9 @@ operations in order, each proving one thing without taking data away:
 - ``move`` (intrusive): C-MOVE to a random AE title that RadGuard itself listens on
   (:class:`MoveListener`); what arrives is counted and dropped.
 
-pynetdicom's logging is silenced by the caller (:func:`quiet_pynetdicom`); ``TCP_NODELAY`` is set as
-soon as each association's socket opens.
+pynetdicom's logging is silenced by the caller (:func:`radguard.assess.runner.quiet_logger`);
+``TCP_NODELAY`` is set as soon as each association's socket opens. This module (and so pynetdicom
+and pydicom) is imported only when a session is made: discovery does not need it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import logging
 import secrets
 import socket
 import ssl
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +33,9 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
 
 from radguard.assess import testobject
+from radguard.assess.pdu import random_aet
 
-__all__ = ["MoveListener", "SessionResult", "dimse_session", "quiet_pynetdicom", "random_aet",
+__all__ = ["MoveListener", "SessionResult", "dimse_session", "random_aet",
            "random_uid"]
 
 VERIFICATION = "1.2.840.10008.1.1"
@@ -53,26 +53,10 @@ _GET_STORAGE = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4", "1.2.8
 _TS = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 
 
-def random_aet(prefix: str = "RG") -> str:
-    """A random AE title no site would have configured (16 characters at most)."""
-    return f"{prefix}{secrets.token_hex(5).upper()}"[:16]
-
 
 def random_uid() -> str:
     """A UID under 2.25 (PS3.5 B.2) that exists nowhere: retrieving it moves no data."""
     return f"2.25.{int.from_bytes(secrets.token_bytes(15), 'big')}"
-
-
-@contextlib.contextmanager
-def quiet_pynetdicom() -> Iterator[None]:
-    """Silence pynetdicom's log output (every refused association is an ERROR line there)."""
-    logger = logging.getLogger("pynetdicom")
-    old = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        logger.setLevel(old)
 
 
 def _nodelay(event: Any) -> None:

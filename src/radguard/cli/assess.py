@@ -1,13 +1,16 @@
-"""``radguard assess TARGET...``: authorised security assessment of DICOM and DICOMweb services."""
+"""``radguard assess TARGET...``: authorised security assessment of DICOM and DICOMweb services.
+
+Only Typer and the CLI helpers are imported when the module loads (every ``radguard`` command
+imports it to register ``assess``); the assessment library, Rich tables, the formats and the
+store are imported inside the command, when it runs.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from radguard.cli.common import (
     EXIT_ERROR,
@@ -20,7 +23,6 @@ from radguard.cli.common import (
     progress_bar,
     write_output,
 )
-from radguard.errors import RadGuardError
 
 __all__ = ["assess", "register"]
 
@@ -30,6 +32,8 @@ _FORMATS = ("text", "json", "sarif", "html")
 
 
 def _summary(report: object) -> None:
+    from rich.table import Table
+
     from radguard.assess.report import AssessReport
 
     assert isinstance(report, AssessReport)
@@ -88,12 +92,18 @@ def assess(
                                             "store.")] = False,
     list_checks: Annotated[bool, typer.Option("--list-checks", help="List the checks and "
                                               "exit.")] = False,
+    fingerprint_depth: Annotated[str, typer.Option(
+        "--fingerprint-depth", help="compact: one association per node (services and common "
+        "storage classes); full: also the inventory tiers (every SOP class, transfer "
+        "syntaxes).")] = "compact",
 ) -> None:
     """Assess DICOM (DIMSE, TLS) and DICOMweb/Orthanc services, in explicit scope only.
 
     Exit status: 0 no finding above info, 1 findings, 2 could not run (bad arguments, or no
     target reachable).
     """
+    import json
+
     from radguard.assess import (
         all_checks,
         load_credentials,
@@ -105,13 +115,16 @@ def assess(
     )
     from radguard.assess import dry_run as plan
     from radguard.assess.politeness import Politeness
-    from radguard.assess.probe import ProbeOptions
+    from radguard.assess.probe import DEPTHS, ProbeOptions
+    from radguard.errors import RadGuardError
 
     if list_checks:
         rows = [c.describe() for c in sorted(all_checks().values(), key=lambda c: c.id)]
         if fmt == "json":
             write_output(json.dumps(rows, indent=2) + "\n", output)
         else:
+            from rich.table import Table
+
             table = Table("id", "severity", "target", "intrusive", "description")
             for r in rows:
                 table.add_row(r["id"], r["severity"], r["target"],
@@ -120,6 +133,9 @@ def assess(
         raise typer.Exit(EXIT_OK)
     if fmt not in _FORMATS:
         fail(f"unknown format {fmt!r}: use {', '.join(_FORMATS)}")
+    depth = next((d for d in DEPTHS if d == fingerprint_depth), None)
+    if depth is None:
+        fail(f"unknown fingerprint depth {fingerprint_depth!r}: use {' or '.join(DEPTHS)}")
     settings = get_settings(ctx)
     try:
         store_names: list[str] = []
@@ -136,7 +152,7 @@ def assess(
     if only and not checks:
         fail("the checks named with --only are intrusive: add --intrusive")
     if dry_run:
-        steps = plan(scope, checks)
+        steps = plan(scope, checks, fingerprint_depth=depth)
         if fmt == "json":
             write_output(json.dumps({"dry_run": True, "targets": steps}, indent=2) + "\n", output)
         else:
@@ -147,7 +163,8 @@ def assess(
             write_output("\n".join(lines) + "\n", output)
         raise typer.Exit(EXIT_OK)
     options = ProbeOptions(intrusive=intrusive, credentials=creds, known_peers=peers,
-                           salt=load_salt(settings.home_path), move_port=move_port)
+                           salt=load_salt(settings.home_path), move_port=move_port,
+                           fingerprint_depth=depth)
     policy = Politeness(rate=rate, timeout=timeout, budget=budget, per_host=per_host)
     try:
         with progress_bar("assessing") as update:
