@@ -23,6 +23,7 @@ class ImportOptions:
     new_uids: bool = False  # new Study/Series/SOP Instance UIDs (deterministic per package)
     batch: int = 50  # instances per STOW-RS request
     associations: int = 2  # DIMSE associations used in parallel (1-8; a peer may grant fewer)
+    confirm_while_sending: bool = True  # DIMSE: C-FIND sent instances on one more association
 
 
 @dataclass(frozen=True, slots=True)

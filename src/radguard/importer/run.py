@@ -32,12 +32,14 @@ from radguard.audit import AuditEmitter, builders
 from radguard.audit.message import Outcome
 from radguard.config import Settings
 from radguard.dimse import Peer
-from radguard.importer.destination import parse_destination
+from radguard.importer.confirmer import Confirmer
+from radguard.importer.destination import WebDestination, parse_destination
 from radguard.importer.errors import DestinationUnavailable
 from radguard.importer.interface import ImportOptions, ImportReport, InstanceResult, Outgoing
 from radguard.importer.journal import Journal
 from radguard.importer.pipeline import Done, run_lanes
 from radguard.importer.reconcile import Reconciler
+from radguard.importer.record import JobRecorder
 from radguard.importer.senders import DimseSender, WebSender
 from radguard.keys import TrustStore
 from radguard.media.custody import (
@@ -121,6 +123,16 @@ def import_package(settings: Settings, package: Path, to: str, options: ImportOp
     """
     emitter = AuditEmitter.from_settings(settings)
     dest = parse_destination(to, settings)
+    recorder = JobRecorder(settings.db_url)  # opens the store while the package is verified
+    try:
+        return _import(settings, emitter, dest, recorder, package, options, progress)
+    finally:
+        recorder.close()
+
+
+def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestination,
+            recorder: JobRecorder, package: Path, options: ImportOptions,
+            progress: ProgressFn | None) -> ImportReport:
     try:
         verified = verify_package(package, TrustStore(settings.home_path, settings.station_name))
     except PackageRefusedDetail as exc:
@@ -139,6 +151,7 @@ def import_package(settings: Settings, package: Path, to: str, options: ImportOp
     counter = {"sent": 0, "bytes": 0, "done": 0}
     confirm_error = ""
     changes: dict[str, tuple[str, ...]] = {}
+    confirmer: Confirmer | None = None
 
     def load(entry: ManifestFile) -> tuple[Outgoing, tuple[str, ...]]:
         data = verified.reader.read(entry.name)
@@ -153,6 +166,10 @@ def import_package(settings: Settings, package: Path, to: str, options: ImportOp
                               {"status": status.code, "meaning": status.text,
                                "sop": out.sop_instance_uid, "study": out.study_uid})
                              for out, _, status in done])
+        if confirmer is not None:
+            confirmer.submit([(out.name, out.study_uid, out.sop_instance_uid)
+                              for out, _, status in done if status.ok])
+            _mark_confirmed(journal, confirmer.take())
         for out, changed, _ in done:
             changes[out.name] = changed
             counter["sent"] += 1
@@ -171,7 +188,13 @@ def import_package(settings: Settings, package: Path, to: str, options: ImportOp
             todo = [f for f in todo if journal.get(f.name) != "confirmed"]
         total = len(todo)
         chunk = options.batch if isinstance(sender, WebSender) else DIMSE_CHUNK
-        run_lanes(sender, todo, load, chunk, on_done)
+        if isinstance(sender, DimseSender) and options.confirm_while_sending and todo:
+            confirmer = Confirmer(sender.side_held)
+        try:
+            run_lanes(sender, todo, load, chunk, on_done)
+        finally:
+            if confirmer is not None:
+                _mark_confirmed(journal, confirmer.finish())
         try:
             _confirm(sender, journal,
                      [f for f in manifest.files if journal.get(f.name) == "sent"], final=True)
@@ -189,8 +212,16 @@ def import_package(settings: Settings, package: Path, to: str, options: ImportOp
     outcome = Outcome.SUCCESS if report.complete else Outcome.MINOR_FAILURE
     _audit(settings, emitter, verified, sender.label, journal, outcome,
            f"{report.counts['confirmed']} of {len(manifest.files)} instances confirmed")
-    _record(settings, report)
+    recorder.save(report)
     return report
+
+
+def _mark_confirmed(journal: Journal, names: list[str]) -> None:
+    """Journal ``names`` as confirmed (the destination listed them), keeping the send status."""
+    if names:
+        journal.record_many([(n, "confirmed", {k: journal.state[n].get(k) for k in
+                                               ("sop", "study", "status", "meaning")})
+                             for n in names])
 
 
 def _confirm(sender: DimseSender | WebSender, journal: Journal, entries: list[ManifestFile],
@@ -247,16 +278,3 @@ def _audit(settings: Settings, emitter: AuditEmitter, verified: VerifiedPackage,
         station=settings.station_name, source=settings.station_name, destination=label,
         patient_ids=[], study_uids=studies, user=settings.operator_name,
         site=settings.site or None, outcome=outcome, description=description))
-
-
-def _record(settings: Settings, report: ImportReport) -> None:
-    from radguard.store import Store
-    from radguard.store.repo import save_job
-
-    store = Store.open(settings.db_url)
-    try:
-        save_job(store, "media.import", f"import:{report.package_id}:{report.destination}",
-                 state="complete" if report.complete else "incomplete",
-                 progress={"counts": report.counts, "package": report.package})
-    finally:
-        store.close()

@@ -44,6 +44,7 @@ class DimseSender:
         contexts.append((FIND_MODEL, list(UNCOMPRESSED)))
         self.contexts = contexts
         self.assocs: list[Association | None] = [None] * max(1, min(lanes, MAX_LANES))
+        self.side: Association | None = None  # confirmation while sending (its own thread)
 
     @property
     def lanes(self) -> int:
@@ -103,7 +104,22 @@ class DimseSender:
                                                  remedy=exc.remedy) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def side_held(self, wanted: Mapping[str, Sequence[str]]) -> set[str]:
+        """:meth:`held` on a separate association, for the background confirmer's thread.
+
+        Raises
+        ------
+        AssociationFailed
+            The association could not be opened or failed (the caller gives up on it).
+        """
+        if self.side is None or not self.side.established:
+            self.side = Association.open(self.peer, self.contexts)
+        return held_instances(self.side, wanted)
+
     def close(self) -> None:
+        if self.side is not None:
+            self.side.release()
+            self.side = None
         for k, assoc in enumerate(self.assocs):
             if assoc is not None:
                 assoc.release()
