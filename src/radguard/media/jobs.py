@@ -70,17 +70,19 @@ def audit_scan(emitter: AuditEmitter, report: MediumReport, settings: Settings) 
     # (PS3.15 A.6: at least 32,768 octets) however large the medium.
     batches = [studies[i:i + STUDIES_PER_MESSAGE]
                for i in range(0, len(studies), STUDIES_PER_MESSAGE)] or [[]]
+    messages = []
     for n, batch in enumerate(batches, start=1):
         in_batch = set(batch)
         batch_patients = sorted({p for study in batch for p in by_study.get(study, ())}) \
             if batch else patients
-        emitter.emit(builders.data_import(
+        messages.append(builders.data_import(
             user=settings.operator_name, station=settings.station_name, media_id=report.path,
             patient_ids=batch_patients[:STUDIES_PER_MESSAGE], study_uids=batch,
             sop_classes={k: v for k, v in sop_classes.items() if k in in_batch},
             site=settings.site or None, outcome=_OUTCOME[report.verdict],
             description=description + (f" [part {n} of {len(batches)}]" if len(batches) > 1 else ""),
         ))
+    emitter.emit_many(messages)
     if report.verdict == Verdict.DANGEROUS:
         dangerous = [f.path for f in report.files if f.verdict == Verdict.DANGEROUS][:20]
         emitter.emit(builders.security_alert(
