@@ -193,8 +193,7 @@ def envelope(src: BinaryIO, size: int, dst: BinaryIO, recipients: Recipients) ->
     out = _HashingWriter(dst)
     out.write(encode_header(0x30, body_len) + oid + explicit + env_header + env_prefix)
     plain = hashlib.sha256()
-    enc = Cipher(algorithms.AES(cek), modes.CBC(iv)).encryptor()
-    pad = padding.PKCS7(128).padder()
+    enc = Cipher(algorithms.AES(cek), modes.CBC(iv)).encryptor()  # keeps partial blocks itself
     seen = 0
     while True:
         chunk = src.read(CHUNK)
@@ -202,11 +201,12 @@ def envelope(src: BinaryIO, size: int, dst: BinaryIO, recipients: Recipients) ->
             break
         seen += len(chunk)
         plain.update(chunk)
-        out.write(enc.update(pad.update(chunk)))
+        out.write(enc.update(chunk))
     if seen != size:
         raise EnvelopeError(f"expected {size} bytes, read {seen}",
                             remedy="the file changed during the export; run the export again")
-    out.write(enc.update(pad.finalize()) + enc.finalize())
+    n = 16 - seen % 16  # PKCS #7 padding (RFC 5652 6.3): 1..16 bytes of value n
+    out.write(enc.update(bytes((n,)) * n) + enc.finalize())
     return Digests(plain.hexdigest(), size, out.sha.hexdigest(), out.size)
 
 
