@@ -243,3 +243,35 @@ def test_changes_never_carry_values() -> None:
     text = repr(changes.to_dict())  # type: ignore[attr-defined]
     assert "Smith" not in text and "PID-12345" not in text and "19700302" not in text
     assert any(c["name"] == "Patient's Name" for c in changes.to_dict()["changes"])  # type: ignore[attr-defined]
+
+
+def test_openssl_opens_the_encrypted_attributes(tmp_path: Path) -> None:
+    """Interoperability: the envelope is plain CMS that ``openssl cms -decrypt`` opens."""
+    import subprocess
+
+    from tests.support.peers import require
+
+    openssl = require("openssl")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-subj", "/CN=recipient", "-days", "1"], check=True,
+                   capture_output=True)
+    out, _ = _run(_patient(), recipient_cert=cert.read_bytes())
+    envelope = tmp_path / "content.der"
+    envelope.write_bytes(bytes(out.EncryptedAttributesSequence[0].EncryptedContent))
+    proc = subprocess.run([openssl, "cms", "-decrypt", "-binary", "-inform", "DER", "-in",
+                           str(envelope), "-recip", str(cert), "-inkey", str(key)],
+                          capture_output=True, check=True)
+    assert b"Smith^Alice" in proc.stdout and b"PID-12345" in proc.stdout
+
+
+def test_html_report_renders_changes(tmp_path: Path) -> None:
+    import pydicom
+
+    from radguard.deid import deidentify_tree
+    from radguard.formats.html import HtmlFormat
+
+    src = Path(pydicom.data.get_testdata_file("CT_small.dcm"))
+    report = deidentify_tree(src, tmp_path / "ct.dcm", DeidOptions.from_names([], key=KEY))
+    html = HtmlFormat(template="deid.html.j2").render(report)
+    assert "Patient&#39;s Name" in html and "Basic Profile" in html and "<script" not in html

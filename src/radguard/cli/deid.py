@@ -206,7 +206,7 @@ def list_options(fmt: Annotated[str, typer.Option("--format", "-f", help="text |
     from radguard.deid.tables import method_codes
 
     codes = method_codes()
-    data = {"options": {o.value: {"code": codes[o.value][0], "meaning": codes[o.value][1]}
+    data: dict[str, Any] = {"options": {o.value: {"code": codes[o.value][0], "meaning": codes[o.value][1]}
                         for o in Option},
             "presets": presets(), "tables": table_versions()}
     if fmt == "json":
