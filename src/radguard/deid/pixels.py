@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from radguard.deid.actions import unlisted_rules
 from radguard.deid.ocr import Box, OcrUnavailable, detect_text
 from radguard.deid.report import Change
 from radguard.deid.tables import load_json, pixel_rules
@@ -155,5 +154,4 @@ def visual_features_risk(ds: Dataset) -> str | None:
     if modality in spec["volume_modalities"] and body_part in spec["head_body_parts"]:
         return (f"{modality} of the {body_part.lower()}: a face can be reconstructed from the "
                 "volume and RadGuard does not deface")
-    _ = unlisted_rules  # the same rules file; keeps one loader
     return None
