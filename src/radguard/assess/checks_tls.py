@@ -1,20 +1,14 @@
 """Transport checks (PS3.15 B.12/B.13): TLS presence, versions, suites, certificate, mutual auth.
 
 ``dicom.no-tls`` and ``dicom.tls-optional`` are *site* checks: they look at all DIMSE endpoints of
-one host in scope together (a TLS port beside a plaintext one makes TLS optional).
+one host in scope together (a TLS port beside a plaintext one makes TLS optional). The grading
+module (and ``cryptography``) is imported when a TLS check runs, not when the registry loads.
 """
 
 from __future__ import annotations
 
 from radguard.assess.checks import Check, NotRun, register
 from radguard.assess.probe import NodeProbe
-from radguard.assess.tlsgrade import (
-    forbidden_versions,
-    grade_certificate,
-    matched_profile,
-    missing_versions,
-    weak_suites,
-)
 from radguard.assess.tlsprobe import TlsObservation
 from radguard.findings import Finding, Severity
 
@@ -77,6 +71,8 @@ class ProtocolWeak(Check):
     sends = ("one TLS handshake per version (1.0, 1.1, 1.2, 1.3), no data",)
 
     def run(self, probe: NodeProbe) -> list[Finding]:
+        from radguard.assess.tlsgrade import forbidden_versions, missing_versions
+
         obs = _tls(probe)
         bad = forbidden_versions(obs)
         missing = missing_versions(obs)
@@ -104,6 +100,8 @@ class CipherWeak(Check):
              "time (at most 24), no data",)
 
     def run(self, probe: NodeProbe) -> list[Finding]:
+        from radguard.assess.tlsgrade import matched_profile, weak_suites
+
         obs = _tls(probe)
         weak = weak_suites(obs)
         if not weak:
@@ -131,6 +129,8 @@ class CertificateInvalid(Check):
     sends = ("nothing beyond the TLS handshakes",)
 
     def run(self, probe: NodeProbe) -> list[Finding]:
+        from radguard.assess.tlsgrade import grade_certificate
+
         obs = _tls(probe)
         der = obs.cert_der or (probe.base.handshake.cert_der if probe.base.handshake else None)
         if not der:
