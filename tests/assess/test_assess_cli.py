@@ -89,6 +89,16 @@ def test_dry_run_contacts_nothing(tmp_path: Path) -> None:
     assert "GET {root}/studies?limit=1" in r.stdout
 
 
+def test_fingerprint_depth_option(tmp_path: Path) -> None:
+    # full depth is planned as more associations; an unknown depth is refused before any contact
+    full = _run(tmp_path, "assess", "127.0.0.1:104/PACS", "--only", "dicom.fingerprint",
+                "--dry-run", "--fingerprint-depth", "full")
+    assert full.returncode == 0, full.stderr
+    assert "discovery tier" in full.stdout and "more A-ASSOCIATE-RQ" in full.stdout
+    bad = _run(tmp_path, "assess", "127.0.0.1:104/PACS", "--fingerprint-depth", "deep")
+    assert bad.returncode == 2 and "compact or full" in bad.stderr
+
+
 def test_unreachable_only_exits_2_and_bad_target_exits_2(tmp_path: Path) -> None:
     r = _run(tmp_path, "assess", f"127.0.0.1:{free_port()}/X", "--format", "json")
     assert r.returncode == 2
