@@ -116,6 +116,7 @@ class _Walker:
         self.u16 = struct.Struct("<H" if little else ">H")
         self.u32 = struct.Struct("<I" if little else ">I")
         self.buf: bytes | None = src.data if isinstance(src, MemorySource) else None
+        self.fast_header = struct.Struct("<HH2sH" if little else ">HH2sH").unpack_from
 
     # -- helpers -------------------------------------------------------------------------------
     def _problem(self, code: str, message: str, offset: int | None, **details: object) -> None:
@@ -164,16 +165,42 @@ class _Walker:
         limits = st.limits
         max_elements = limits.max_elements
         max_value_length = limits.max_value_length
+        fast = self.fast_header if (buf is not None and explicit) else None
+        mem: bytes = buf if buf is not None else b""
+        buf_len = len(mem)
         while pos < end:
             if end - pos < 8:
                 if top:
                     return pos  # leftovers become trailing data
                 self._problem("truncated", "element header cut short by the end of the item", pos)
                 raise _Stop
-            raw = buf[pos : pos + 12] if buf is not None else read_at(pos, 12)
-            group, elem = hdr_unpack(raw, 0)
-            tag = (group << 16) | elem
-            if group == 0xFFFE or not explicit:
+            if fast is not None:
+                # Explicit VR in memory: group, element, VR and short length in one unpack.
+                group, elem, vr, length = fast(mem, pos)
+                tag = (group << 16) | elem
+                if group != 0xFFFE:
+                    if vr in LONG_LENGTH_VRS:
+                        length = u32_unpack(mem, pos + 8)[0] if pos + 12 <= buf_len else -1
+                        vpos = pos + 12
+                    elif vr in VALID_VRS:
+                        vpos = pos + 8
+                    else:
+                        if top:
+                            return pos
+                        self._problem("invalid-vr", "element with an invalid value representation "
+                                      "inside a sequence item", pos)
+                        raise _Stop
+                else:
+                    vr = b""
+                    length = u32_unpack(mem, pos + 4)[0]
+                    vpos = pos + 8
+            else:
+                raw = buf[pos : pos + 12] if buf is not None else read_at(pos, 12)
+                group, elem = hdr_unpack(raw, 0)
+                tag = (group << 16) | elem
+            if fast is not None:
+                pass
+            elif group == 0xFFFE or not explicit:
                 vr = b"" if group == 0xFFFE else implicit_vr(tag)
                 length = u32_unpack(raw, 4)[0]
                 vpos = pos + 8
