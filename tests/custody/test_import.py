@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
@@ -170,7 +172,7 @@ def test_killed_import_resumes_and_sends_only_the_rest(settings, options, tmp_pa
                                  "media", "import", str(out), "--to", to, "--keep-ids"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while _count(orthanc) < 20 and time.monotonic() < deadline and proc.poll() is None:
+        while _count(orthanc) < 3 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -213,3 +215,69 @@ def test_destinations_are_checked():
     peer = parse_destination("dimse://PACS@127.0.0.1:11112?tls=1&calling=MEDIA1")
     assert (peer.called_aet, peer.calling_aet, peer.tls is not None) == ("PACS", "MEDIA1", True)
     assert base64  # keep import for future header checks
+
+
+def _journal_records(settings) -> list[dict]:
+    folder = settings.home_path / "import" / "journal"
+    return [json.loads(line) for p in folder.iterdir() for line in p.read_text().splitlines()]
+
+
+def test_parallel_associations_send_each_instance_once_and_confirm_all(settings, options,
+                                                                      tmp_path):
+    """Given 24 instances and three associations, each instance is journalled as sent exactly
+    once, confirmed by the destination's answer, and Orthanc holds 40."""
+    out = tmp_path / "pkg"
+    sanitize_medium(settings, str(_series_medium(tmp_path / "cd", 24)), out, options)
+    with running(start_orthanc(tmp_path / "orthanc", dicomweb=False,
+                               overrides=ALLOW_FIND)) as orthanc:
+        to = f"dimse://{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}"
+        seen: list[int] = []
+        report = import_package(settings, out, to, ImportOptions(keep_ids=True, associations=3),
+                                progress=lambda done, total, name: seen.append(done))
+        assert report.complete and report.sent_this_run == 24
+        assert _count(orthanc) == 24
+    assert seen[-1] == 24 and seen == sorted(seen)
+    records = _journal_records(settings)
+    sent = [r["name"] for r in records if r["state"] == "sent"]
+    assert len(sent) == len(set(sent)) == 24
+    assert {r["name"] for r in records if r["state"] == "confirmed"} == set(sent)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_a_member_changed_after_verification_is_never_sent(settings, options, tmp_path,
+                                                           monkeypatch, in_memory):
+    """A member altered on disk after the package was verified: with the verified bytes held in
+    memory the verified bytes are sent (the alteration never reaches the PACS); without (budget
+    0) the hash is checked again on the bytes read, and the import stops before sending it."""
+    from radguard.importer import run
+
+    if not in_memory:
+        monkeypatch.setattr(run, "KEEP_VERIFIED_BYTES", 0)
+    out = tmp_path / "pkg"
+    sanitize_medium(settings, str(_series_medium(tmp_path / "cd", 12)), out, options)
+    victim = out / "files" / "000010.dcm"
+    original = victim.read_bytes()
+
+    def tamper(done: int, total: int, name: str) -> None:
+        if victim.read_bytes() == original:
+            data = bytearray(original)
+            data[-10] ^= 0xFF  # a pixel byte: still a valid DICOM file
+            victim.write_bytes(bytes(data))
+
+    with running(start_orthanc(tmp_path / "orthanc", dicomweb=False,
+                               overrides=ALLOW_FIND)) as orthanc:
+        to = f"dimse://{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}"
+        opts = ImportOptions(keep_ids=True, associations=1, confirm_while_sending=False)
+        if in_memory:
+            report = import_package(settings, out, to, opts, progress=tamper)
+            assert report.complete and _count(orthanc) == 12
+            sop = next(i.sop_instance_uid for i in report.instances
+                       if i.name == "files/000010.dcm")
+            found = orthanc.rest("/tools/lookup", method="POST", body=sop.encode())
+            stored = httpx.get(f"{orthanc.url}/instances/{found[0]['ID']}/file").content
+            assert stored.endswith(original[-200:])  # the verified pixels, not the altered ones
+        else:
+            with pytest.raises(PackageRefusedDetail, match="changed during import") as info:
+                import_package(settings, out, to, opts, progress=tamper)
+            assert info.value.problems[0].name == "files/000010.dcm"
+            assert 0 < _count(orthanc) < 12

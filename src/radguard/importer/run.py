@@ -7,7 +7,9 @@
 2. checks that every outside patient has a local identifier before anything is sent;
 3. opens the journal; on a rerun first asks the destination which journalled instances it already
    holds, and sends only members that are not confirmed;
-4. re-checks each member's hash on the bytes actually sent (no gap between check and use),
+4. sends each member from the bytes that were checked (kept in memory up to
+   :data:`KEEP_VERIFIED_BYTES`) or re-checks its hash on the bytes read again (no gap between check
+   and use),
    reconciles, sends (C-STORE over ``options.associations`` parallel associations, or STOW-RS)
    and journals the status with its meaning (:mod:`radguard.importer.pipeline`);
 5. confirms by C-FIND (many instances per query) / QIDO-RS and reports instances the destination
@@ -54,6 +56,10 @@ __all__ = ["import_package"]
 
 ProgressFn = Callable[[int, int, str], None]
 
+KEEP_VERIFIED_BYTES = 512 * 1024 * 1024
+"""Members verified up to this many bytes stay in memory and are sent from there (no second read
+and hash); the rest are read again and re-hashed just before sending."""
+
 DIMSE_CHUNK = 4
 """Instances a DIMSE lane takes at a time (in flight per lane before the journal has them)."""
 
@@ -99,7 +105,8 @@ def _precheck(verified: VerifiedPackage, rec: Reconciler, names: list[str]) -> N
         return
     seen: set[tuple[str, str]] = set()
     for name in names:
-        ds = dcmread(io.BytesIO(verified.reader.read(name)), stop_before_pixels=True,
+        ds = dcmread(io.BytesIO(verified.verified_bytes.get(name) or verified.reader.read(name)),
+                     stop_before_pixels=True,
                      specific_tags=[0x00100020, 0x00100021])
         key = (str(ds.get("PatientID", "")), str(ds.get("IssuerOfPatientID", "")))
         if key not in seen:
@@ -134,7 +141,8 @@ def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestinati
             recorder: JobRecorder, package: Path, options: ImportOptions,
             progress: ProgressFn | None) -> ImportReport:
     try:
-        verified = verify_package(package, TrustStore(settings.home_path, settings.station_name))
+        verified = verify_package(package, TrustStore(settings.home_path, settings.station_name),
+                                  keep_bytes=KEEP_VERIFIED_BYTES)
     except PackageRefusedDetail as exc:
         _refused(settings, emitter, package, exc)
         raise
@@ -154,11 +162,13 @@ def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestinati
     confirmer: Confirmer | None = None
 
     def load(entry: ManifestFile) -> tuple[Outgoing, tuple[str, ...]]:
-        data = verified.reader.read(entry.name)
-        problem = check_member(data, entry)  # the bytes sent are the bytes checked
-        if problem is not None:
-            raise PackageRefusedDetail(f"package changed during import: {problem}",
-                                       subject=str(package), problems=(problem,))
+        data = verified.verified_bytes.pop(entry.name, None)  # checked, held in memory since
+        if data is None:
+            data = verified.reader.read(entry.name)
+            problem = check_member(data, entry)  # the bytes sent are the bytes checked
+            if problem is not None:
+                raise PackageRefusedDetail(f"package changed during import: {problem}",
+                                           subject=str(package), problems=(problem,))
         return _prepare(data, entry, rec)
 
     def on_done(done: list[Done]) -> None:
@@ -180,6 +190,8 @@ def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestinati
 
     try:
         todo = [f for f in manifest.files if journal.get(f.name) != "confirmed"]
+        for name in set(verified.verified_bytes) - {f.name for f in todo}:
+            del verified.verified_bytes[name]  # confirmed in an earlier run: not needed
         _precheck(verified, rec, [f.name for f in todo])
         if todo:
             sender.open()

@@ -10,9 +10,10 @@ names the member and a cause code; one problem refuses the whole package.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from radguard.keys import TrustStore
@@ -45,6 +46,9 @@ class VerifiedPackage:
     key_id: str
     station: str
     reader: FolderPackage | TarPackage
+    verified_bytes: dict[str, bytes] = field(default_factory=dict)
+    """Members whose bytes were kept in memory after their check (``keep_bytes``): sending these
+    needs no second read or hash, since the bytes cannot change in memory. Consumers may pop."""
 
 
 def _refuse(path: Path, problems: list[PackageProblem]) -> PackageRefusedDetail:
@@ -65,8 +69,13 @@ def check_member(data: bytes, entry: ManifestFile) -> PackageProblem | None:
 
 
 def verify_package(path: Path, trust: TrustStore,
-                   progress: Callable[[int, int, str], None] | None = None) -> VerifiedPackage:
+                   progress: Callable[[int, int, str], None] | None = None,
+                   keep_bytes: int = 0) -> VerifiedPackage:
     """Verify the package at ``path`` against ``trust``; see the module docstring.
+
+    Up to ``keep_bytes`` bytes of checked members are kept in
+    :attr:`VerifiedPackage.verified_bytes` (in manifest order), so an importer can send them without
+    reading and hashing them a second time.
 
     Raises
     ------
@@ -96,10 +105,21 @@ def verify_package(path: Path, trust: TrustStore,
                                            f"{manifest.key_id} but was signed by {kid}"))
         listed = manifest.by_name()
 
+        kept: dict[str, bytes] = {}
+        budget = [keep_bytes]
+        lock = threading.Lock()
+
         def check(entry: ManifestFile) -> PackageProblem | None:
             if entry.name not in names:
                 return PackageProblem(entry.name, "incomplete", "listed in the manifest but missing")
-            return check_member(reader.read(entry.name), entry)
+            data = reader.read(entry.name)
+            found = check_member(data, entry)
+            if found is None and len(data) <= budget[0]:
+                with lock:
+                    if len(data) <= budget[0]:
+                        budget[0] -= len(data)
+                        kept[entry.name] = data
+            return found
 
         # reading and SHA-256 release the GIL: a few threads keep the disk and the cores busy
         with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="radguard-verify") as pool:
@@ -117,4 +137,4 @@ def verify_package(path: Path, trust: TrustStore,
     except BaseException:
         reader.close()
         raise
-    return VerifiedPackage(path, manifest, kid, station, reader)
+    return VerifiedPackage(path, manifest, kid, station, reader, kept)
