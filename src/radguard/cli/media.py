@@ -25,7 +25,8 @@ from radguard.findings import Verdict
 if TYPE_CHECKING:
     from radguard.media.interface import MediumReport
 
-app = typer.Typer(help="Outside media: scan (quarantine verdicts), and more to come.",
+app = typer.Typer(help="Outside media: scan, sanitise and import (offline station to PACS); "
+                  "encrypted PDI export and open.",
                   no_args_is_help=True)
 
 _STYLE = {"clean": "green", "suspicious": "yellow", "dangerous": "bold red"}
