@@ -46,26 +46,36 @@ def _accepted(attempts: list[tuple[int, Attempt]]) -> tuple[set[str], set[str]]:
     return classes, syntaxes
 
 
+@cache
+def _storage() -> frozenset[str]:
+    table = load("sop-tiers.json")
+    return frozenset(c["uid"] for t in table["tiers"] for c in t["sop_classes"]
+                     if c["name"].endswith("Storage"))
+
+
+@cache
+def _rules() -> tuple[tuple[str, frozenset[str], bool, bool], ...]:
+    """(role, any_of, only, needs_storage) of each rule, in the table's order."""
+    return tuple((r["role"], frozenset(r.get("any_of", [])), bool(r.get("only")),
+                  bool(r.get("needs_storage"))) for r in load("sop-tiers.json")["roles"])
+
+
 def infer_roles(classes: set[str]) -> list[str]:
     """Roles whose rules match the accepted SOP classes (``sop-tiers.json`` ``roles``)."""
-    table = load("sop-tiers.json")
-    storage = {c["uid"] for t in table["tiers"] for c in t["sop_classes"]
-               if c["name"].endswith("Storage")}
-    has_storage = bool(classes & storage)
+    has_storage = not _storage().isdisjoint(classes)
     roles: list[str] = []
-    for rule in table["roles"]:
-        any_of = set(rule.get("any_of", []))
-        if rule.get("only"):
+    for role, any_of, only, needs_storage in _rules():
+        if only:
             if classes and classes <= any_of:
-                roles.append(rule["role"])
+                roles.append(role)
             continue
-        if any_of and not classes & any_of:
+        if any_of and any_of.isdisjoint(classes):
             continue
-        if rule.get("needs_storage") and not has_storage:
+        if needs_storage and not has_storage:
             continue
-        if not any_of and not rule.get("needs_storage"):
+        if not any_of and not needs_storage:
             continue
-        roles.append(rule["role"])
+        roles.append(role)
     return roles
 
 
