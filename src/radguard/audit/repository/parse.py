@@ -34,6 +34,7 @@ __all__ = ["MAX_TERMS", "ParsedMessage", "Validity", "parse_message", "parse_msg
 MAX_TERMS = 1000
 _MAX_REASON = 2000
 _FAILURE = frozenset({4, 8, 12})
+_STUDY_PATH = "ParticipantObjectDescription/ParticipantObjectContainsStudy/StudyIDs"
 
 
 class Validity(enum.StrEnum):
@@ -105,6 +106,15 @@ class ParsedMessage:
 
 
 def _uniq(values: list[str]) -> tuple[str, ...]:
+    """Non-empty values, each cut to 255 characters, first occurrence kept, at most
+    :data:`MAX_TERMS` (one- and two-value lists, the common case, without a dict)."""
+    n = len(values)
+    if n == 1:
+        v = values[0]
+        return (v[:255],) if v else ()
+    if n == 2:
+        a, b = values[0][:255], values[1][:255]
+        return ((a, b) if a != b else (a,)) if a and b else (a,) if a else (b,) if b else ()
     return tuple(dict.fromkeys(v[:255] for v in values if v))[:MAX_TERMS]
 
 
@@ -145,57 +155,94 @@ def _rfc3881_to_dicom(root: etree._Element) -> bool:
     return changed
 
 
+def _code_of(elem: etree._Element) -> str | None:
+    return elem.get("csd-code") or elem.get("code")
+
+
+def _event_fields(event: etree._Element, out: dict[str, object]) -> None:
+    eid = desc = None
+    types: list[str] = []
+    for child in event:
+        tag = child.tag
+        if tag == "EventTypeCode":
+            types.append(_code_of(child) or "")
+        elif tag == "EventID":
+            if eid is None:
+                eid = child
+        elif tag == "EventOutcomeDescription" and desc is None:
+            desc = child
+    get = event.get
+    out["event_id"] = _code_of(eid) if eid is not None else None
+    out["action"] = (get("EventActionCode") or "")[:1] or None
+    outcome = get("EventOutcomeIndicator", "")
+    out["outcome"] = int(outcome) if outcome.isdigit() and len(outcome) < 4 else None
+    out["event_time"] = _when(get("EventDateTime"))
+    out["description"] = (desc.text or "")[:1000] if desc is not None else None
+    out["type_codes"] = _uniq(types)
+
+
 def _fields(root: etree._Element) -> dict[str, object]:
-    """The searched and evaluated fields of an AuditMessage tree (any conformance)."""
+    """The searched and evaluated fields of an AuditMessage tree (any conformance), read in one
+    pass over the root's children (PS3.15 A.5.1: event, participants, source, objects)."""
     out: dict[str, object] = {}
-    event = root.find("EventIdentification")
-    if event is not None:
-        eid = event.find("EventID")
-        out["event_id"] = (eid.get("csd-code") or eid.get("code")) if eid is not None else None
-        out["action"] = (event.get("EventActionCode") or "")[:1] or None
-        outcome = event.get("EventOutcomeIndicator", "")
-        out["outcome"] = int(outcome) if outcome.isdigit() and len(outcome) < 4 else None
-        out["event_time"] = _when(event.get("EventDateTime"))
-        desc = event.find("EventOutcomeDescription")
-        out["description"] = (desc.text or "")[:1000] if desc is not None else None
-        out["type_codes"] = _uniq([e.get("csd-code") or e.get("code") or ""
-                                   for e in event.iterfind("EventTypeCode")])
     users: list[str] = []
     requestors: list[str] = []
     req_nodes: list[str] = []
     nodes: list[str] = []
     dests: list[str] = []
-    media_dest = False
-    for p in root.iterfind("ActiveParticipant"):
-        user = p.get("UserID") or ""
-        nap = p.get("NetworkAccessPointID") or ""
-        users.extend((user, p.get("AlternativeUserID") or ""))
-        nodes.append(nap)
-        if (p.get("UserIsRequestor") or "").strip() in ("true", "1"):
-            requestors.append(user)
-            req_nodes.append(nap)
-        roles = {r.get("csd-code") or r.get("code") for r in p.iterfind("RoleIDCode")}
-        if "110152" in roles:
-            dests.extend((user, p.get("AlternativeUserID") or "", nap))
-        if "110154" in roles:
-            media_dest = True
-    source = root.find("AuditSourceIdentification")
-    source_id = source.get("AuditSourceID") if source is not None else None
-    nodes.append(source_id or "")
     patients: list[str] = []
     studies: list[str] = []
-    for o in root.iterfind("ParticipantObjectIdentification"):
-        oid = o.get("ParticipantObjectID") or ""
-        idt = o.find("ParticipantObjectIDTypeCode")
-        code = (idt.get("csd-code") or idt.get("code")) if idt is not None else None
-        if code == "110180":
-            studies.append(oid)
-        elif code == "2" or (o.get("ParticipantObjectTypeCode") == "1"
-                             and o.get("ParticipantObjectTypeCodeRole") == "1"):
-            patients.append(oid)
-        if o.find("ParticipantObjectDescription") is not None:
-            studies.extend(s.get("UID") or "" for s in o.iterfind(
-                "ParticipantObjectDescription/ParticipantObjectContainsStudy/StudyIDs"))
+    media_dest = False
+    event = source = None
+    for child in root:
+        tag = child.tag
+        if tag == "ActiveParticipant":
+            get = child.get
+            user = get("UserID") or ""
+            alt = get("AlternativeUserID") or ""
+            nap = get("NetworkAccessPointID") or ""
+            users.append(user)
+            users.append(alt)
+            nodes.append(nap)
+            if (get("UserIsRequestor") or "").strip() in ("true", "1"):
+                requestors.append(user)
+                req_nodes.append(nap)
+            for role in child:
+                if role.tag == "RoleIDCode":
+                    code = _code_of(role)
+                    if code == "110152":
+                        dests.extend((user, alt, nap))
+                    elif code == "110154":
+                        media_dest = True
+        elif tag == "ParticipantObjectIdentification":
+            get = child.get
+            oid = get("ParticipantObjectID") or ""
+            idt = None
+            described = False
+            for part in child:
+                ptag = part.tag
+                if ptag == "ParticipantObjectIDTypeCode":
+                    if idt is None:
+                        idt = part
+                elif ptag == "ParticipantObjectDescription":
+                    described = True
+            code = _code_of(idt) if idt is not None else None
+            if code == "110180":
+                studies.append(oid)
+            elif code == "2" or (get("ParticipantObjectTypeCode") == "1"
+                                 and get("ParticipantObjectTypeCodeRole") == "1"):
+                patients.append(oid)
+            if described:
+                studies.extend(s.get("UID") or "" for s in child.iterfind(_STUDY_PATH))
+        elif tag == "EventIdentification":
+            if event is None:
+                event = child
+        elif tag == "AuditSourceIdentification" and source is None:
+            source = child
+    if event is not None:
+        _event_fields(event, out)
+    source_id = source.get("AuditSourceID") if source is not None else None
+    nodes.append(source_id or "")
     out.update(users=_uniq(users), requestors=_uniq(requestors),
                requestor_nodes=_uniq(req_nodes), nodes=_uniq(nodes),
                destinations=_uniq(dests), media_destination=media_dest,

@@ -24,7 +24,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from radguard.audit.repository.errors import ReceiverError
 from radguard.audit.repository.framing import DEFAULT_MAX_MESSAGE, Deframer
@@ -36,10 +36,11 @@ _READ = 256 * 1024
 _HANDSHAKE_TIMEOUT = 15.0
 
 
-@dataclass(frozen=True, slots=True)
-class Inbound:
+class Inbound(NamedTuple):
     """One message as received: bytes without framing, transport, peer address, arrival time
-    (epoch seconds), and the full length when only a prefix was kept."""
+    (epoch seconds), and the full length when only a prefix was kept. A tuple: queued and sent
+    to the parse workers in chunks, where pickling a dataclass per message cost more than the
+    message's parse."""
 
     data: bytes
     transport: str
@@ -54,6 +55,9 @@ class Inlet(Protocol):
     async def put(self, item: Inbound) -> None: ...
 
     def offer(self, item: Inbound) -> bool: ...
+
+    def keep(self, item: Inbound) -> None:
+        """Take ``item`` even when the queue is full (bounded by one read per connection)."""
 
     def count(self, source: str, name: str, n: int = 1) -> None: ...
 
@@ -116,6 +120,19 @@ def _peer(writer: asyncio.StreamWriter) -> str:
     return str(info[0]) if isinstance(info, tuple) else "unknown"
 
 
+async def _deliver(inlet: Inlet, items: list[Inbound]) -> None:
+    """Queue the messages of one read, waiting for room (back-pressure). They were read from the
+    socket, i.e. acknowledged to the sender, so if the reader is cancelled meanwhile (shutdown
+    after the drain timeout) the rest is handed over with :meth:`Inlet.keep` instead of lost."""
+    for i, item in enumerate(items):
+        try:
+            await inlet.put(item)
+        except asyncio.CancelledError:
+            for rest in items[i:]:
+                inlet.keep(rest)
+            raise
+
+
 async def _stream(inlet: Inlet, transport: str, max_message: int,
                   tls: ssl.SSLContext | None, reader: asyncio.StreamReader,
                   writer: asyncio.StreamWriter) -> None:
@@ -131,11 +148,12 @@ async def _stream(inlet: Inlet, transport: str, max_message: int,
         while True:
             chunk = await reader.read(_READ)
             frames = deframer.feed(chunk) if chunk else deframer.finish()
-            now = time.time()
-            for f in frames:
-                inlet.count(peer, "received")
-                await inlet.put(Inbound(f.data, transport, peer, now,
-                                        f.length if f.truncated else None))
+            if frames:
+                now = time.time()
+                inlet.count(peer, "received", len(frames))
+                await _deliver(inlet, [Inbound(f.data, transport, peer, now,
+                                               f.length if f.truncated else None)
+                                       for f in frames])
             if deframer.error is not None:
                 inlet.count(peer, "framing_errors")
                 break

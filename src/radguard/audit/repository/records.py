@@ -13,19 +13,21 @@ health numbers agree with the records.
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from radguard.audit.repository.chain import FIELDS, GENESIS, record_hash
+from radguard.audit.repository.chain import FIELDS, GENESIS, chain_hash, hash_tail
 from radguard.audit.repository.parse import ParsedMessage, Validity
 from radguard.store import Store
 from radguard.store.models_audit import AuditCounter, AuditRecord, AuditTerm
 
-__all__ = ["RecordWriter", "add_counters"]
+__all__ = ["Prepared", "RecordWriter", "add_counters", "prepare", "record_values"]
 
 _PG_LOCK = 0x52474155  # "RGAU": serialises chain appends on PostgreSQL
 
@@ -42,6 +44,44 @@ def add_counters(session: Session, deltas: Mapping[tuple[str, str], int]) -> Non
         )
         if getattr(done, "rowcount", 0) == 0:
             session.execute(insert(table).values(source=source[:255], name=name, value=delta))
+
+
+class Prepared(NamedTuple):
+    """A parsed message made ready for the writer by a parse worker (:func:`prepare`).
+
+    ``fields`` are the :class:`ParsedMessage` constructor arguments in order (a plain tuple
+    pickles far faster than the frozen dataclass); ``row`` the SQLite column values of
+    :data:`_COLUMNS` between ``id`` and ``hash``; ``tail`` the id-independent part of the hash
+    input (:func:`.chain.hash_tail`); ``terms`` the distinct ``(kind, value)`` search keys.
+    """
+
+    fields: tuple[Any, ...]
+    row: tuple[Any, ...]
+    tail: bytes
+    terms: tuple[tuple[str, str], ...]
+
+    def message(self) -> ParsedMessage:
+        return ParsedMessage(*self.fields)
+
+
+_MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(ParsedMessage))
+_message_tuple = operator.attrgetter(*_MESSAGE_FIELDS)
+
+
+def record_values(m: ParsedMessage) -> tuple[Any, ...]:
+    """The stored values of :data:`.chain.FIELDS` after ``id``, as the hash covers them."""
+    return (m.received_at, m.transport, m.peer[:255], _cut(m.hostname, 255),
+            _cut(m.app_name, 64), _cut(m.msgid, 64), m.event_time, m.source_id,
+            _cut(m.event_id, 64), m.action, m.outcome, str(m.validity), m.reason)
+
+
+def prepare(m: ParsedMessage) -> Prepared:
+    """Everything about ``m`` the writer needs that does not depend on its place in the chain
+    (runs in the parse workers)."""
+    values = record_values(m)
+    row = (_sqlite_time(values[0]), *values[1:6], _sqlite_time(values[6]), *values[7:], m.raw)
+    return Prepared(_message_tuple(m), row, hash_tail(values, m.raw),
+                    tuple(dict.fromkeys(m.terms)))
 
 
 class RecordWriter:
@@ -62,11 +102,20 @@ class RecordWriter:
         StoreError
             The database refused; nothing of the batch is stored.
         """
+        return self.append_prepared([prepare(m) for m in messages], counters)
+
+    def append_prepared(
+        self,
+        batch: Sequence[Prepared],
+        counters: Mapping[tuple[str, str], int] | None = None,
+    ) -> list[int]:
+        """Store prepared messages (:func:`prepare`) in order and return their record ids: one
+        transaction, the chain continued from the stored head in one tight hashing loop."""
         deltas = dict(counters or {})
-        for m in messages:
-            source = m.peer
+        for p in batch:
+            source, validity = p.row[2], p.row[11]
             deltas[(source, "stored")] = deltas.get((source, "stored"), 0) + 1
-            if m.validity not in (Validity.VALID, Validity.RFC3881):
+            if validity not in _READABLE_OK:
                 deltas[(source, "invalid")] = deltas.get((source, "invalid"), 0) + 1
         records: Table = AuditRecord.__table__  # type: ignore[assignment]
         with self.store.session() as session:
@@ -76,37 +125,38 @@ class RecordWriter:
                 select(records.c.id, records.c.hash).order_by(records.c.id.desc()).limit(1)
             ).first()
             last_id, previous = (int(head[0]), str(head[1])) if head else (0, GENESIS)
-            rows: list[dict[str, Any]] = []
-            terms: list[dict[str, Any]] = []
-            ids: list[int] = []
-            for m in messages:
+            first = last_id + 1
+            hashes: list[str] = []
+            for p in batch:
                 last_id += 1
-                values: dict[str, Any] = {
-                    "id": last_id, "received_at": m.received_at, "transport": m.transport,
-                    "peer": m.peer[:255], "hostname": _cut(m.hostname, 255),
-                    "app_name": _cut(m.app_name, 64), "msgid": _cut(m.msgid, 64),
-                    "event_time": m.event_time, "source_id": m.source_id,
-                    "event_id": _cut(m.event_id, 64), "action": m.action,
-                    "outcome": m.outcome, "validity": str(m.validity), "reason": m.reason,
-                }
-                previous = record_hash(previous, tuple(values[f] for f in FIELDS), m.raw)
-                values["raw"] = m.raw
-                values["hash"] = previous
-                rows.append(values)
-                terms.extend({"kind": k, "value": v, "record_id": last_id}
-                             for k, v in dict.fromkeys(m.terms))
-                ids.append(last_id)
+                previous = chain_hash(previous, last_id, p.tail)
+                hashes.append(previous)
+            ids = list(range(first, last_id + 1))
             if self.store.dialect == "sqlite":
-                _sqlite_insert(session, rows, terms)
-            else:
-                if rows:
-                    session.execute(insert(records), rows)
-                if terms:
-                    session.execute(insert(AuditTerm), terms)
+                connection = session.connection()
+                if batch:
+                    connection.exec_driver_sql(_INSERT_RECORDS, [
+                        (rid, *p.row, h) for rid, p, h in zip(ids, batch, hashes, strict=True)])
+                    terms = [(k, v, rid) for rid, p in zip(ids, batch, strict=True)
+                             for k, v in p.terms]
+                    if terms:  # an empty list would run the statement once without values
+                        connection.exec_driver_sql(_INSERT_TERMS, terms)
+            elif batch:
+                rows: list[dict[str, Any]] = []
+                for rid, p, h in zip(ids, batch, hashes, strict=True):
+                    m = p.message()
+                    rows.append({**dict(zip(FIELDS, (rid, *record_values(m)), strict=True)),
+                                 "raw": m.raw, "hash": h})
+                session.execute(insert(records), rows)
+                term_rows = [{"kind": k, "value": v, "record_id": rid}
+                             for rid, p in zip(ids, batch, strict=True) for k, v in p.terms]
+                if term_rows:
+                    session.execute(insert(AuditTerm), term_rows)
             add_counters(session, deltas)
         return ids
 
 
+_READABLE_OK = frozenset({str(Validity.VALID), str(Validity.RFC3881)})
 _COLUMNS = (*FIELDS, "raw", "hash")
 _INSERT_RECORDS = "INSERT INTO audit_records ({}) VALUES ({})".format(  # noqa: S608
     ", ".join(_COLUMNS), ", ".join("?" * len(_COLUMNS)))
@@ -118,20 +168,6 @@ def _sqlite_time(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _sqlite_insert(session: Session, rows: list[dict[str, Any]],
-                   terms: list[dict[str, Any]]) -> None:
-    """Bulk insert through the driver: the same rows, without per-row ORM/Core overhead (the
-    ingest path of ``audit serve`` spends most of its time here)."""
-    connection = session.connection()
-    if rows:
-        connection.exec_driver_sql(_INSERT_RECORDS, [
-            tuple(_sqlite_time(r[c]) if c in ("received_at", "event_time") else r[c]
-                  for c in _COLUMNS) for r in rows])
-    if terms:
-        connection.exec_driver_sql(_INSERT_TERMS, [
-            (t["kind"], t["value"], t["record_id"]) for t in terms])
 
 
 def _cut(value: str | None, limit: int) -> str | None:

@@ -3,17 +3,24 @@
 The pipeline keeps what it acknowledged:
 
 1. listeners (:mod:`.receivers`) put messages into a bounded :class:`asyncio.Queue`; TCP/TLS
-   readers wait when it is full (back-pressure), UDP counts what it cannot queue;
-2. a batcher takes up to ``batch_size`` messages (waiting at most ``linger`` seconds for more)
-   and parses them (:func:`.parse.parse_batch`) in ``parse_workers`` processes (``0``: a thread)
-   so that XML work runs on another core;
-3. one writer thread appends each batch in one transaction (:class:`.records.RecordWriter`),
-   then evaluates the detection rules on the stored records and publishes alerts.
+   readers wait when it is full (back-pressure: they stop reading the socket, so the kernel's
+   receive window closes), UDP counts what it cannot queue;
+2. a batcher cuts the queue into chunks of at most :data:`.pipeline.CHUNK` messages (waiting at
+   most ``linger`` seconds for more) and hands each to one of ``parse_workers`` processes
+   (``0``: a thread) without waiting for it: up to ``2 * parse_workers`` chunks are in flight, so
+   both cores parse while the main process receives and writes;
+3. one writer thread takes the parsed chunks *in arrival order*, joins the ones already done up to
+   ``batch_size`` messages and appends them in one transaction (:class:`.records.RecordWriter`,
+   hash chain computed in a tight loop), then evaluates the detection rules on the stored records
+   and publishes alerts.
 
-On stop, listeners stop accepting, open connections get ``drain_timeout`` seconds to finish, and
-every queued message is parsed and stored before :meth:`RepositoryService.run` returns. Records
-that other processes appended meanwhile (RadGuard's own emitter writing straight into the store)
-are picked up by id and evaluated too.
+Every stage is bounded (queue, chunks in flight, one transaction at a time), so memory stays
+bounded under a burst and the sender is slowed instead of messages being dropped. On stop,
+listeners stop accepting, open connections get ``drain_timeout`` seconds to finish (messages a
+cancelled reader had already read are kept, :meth:`RepositoryService.keep`), and every queued
+message is parsed and stored before :meth:`RepositoryService.run` returns. Records that other
+processes appended meanwhile (RadGuard's own emitter writing straight into the store) are picked
+up by id and evaluated too.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ import logging
 import multiprocessing
 import socket
 from collections import Counter
-from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,7 +50,8 @@ from radguard.audit.message import (
 from radguard.audit.repository.alerts import AlertSink
 from radguard.audit.repository.detect import Alert, Detector
 from radguard.audit.repository.framing import DEFAULT_MAX_MESSAGE
-from radguard.audit.repository.parse import ParsedMessage, parse_message
+from radguard.audit.repository.parse import parse_message
+from radguard.audit.repository.pipeline import CHUNK, prepare_batch, warm
 from radguard.audit.repository.receivers import (
     Inbound,
     Listener,
@@ -52,12 +59,12 @@ from radguard.audit.repository.receivers import (
     make_tls_context,
     start_listener,
 )
-from radguard.audit.repository.records import RecordWriter
+from radguard.audit.repository.records import Prepared, RecordWriter
 from radguard.audit.syslog import frame
 from radguard.store import Store
 from radguard.store.models_audit import AuditRecord
 
-__all__ = ["DEFAULT_PORTS", "RepositoryService", "ServeConfig", "parse_batch"]
+__all__ = ["DEFAULT_PORTS", "RepositoryService", "ServeConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -77,25 +84,12 @@ class ServeConfig:
     client_ca: Path | None = None
     station: str = "radguard"
     queue_size: int = 50_000
-    batch_size: int = 2000
+    batch_size: int = 5000
     linger: float = 0.02
-    parse_workers: int = 1
+    parse_workers: int = 2
     max_message: int = DEFAULT_MAX_MESSAGE
     drain_timeout: float = 3.0
     tick: float = 1.0
-
-
-def parse_batch(items: Sequence[Inbound]) -> list[ParsedMessage]:
-    """Parse received messages (runs in a worker process; see :mod:`.parse`)."""
-    return [parse_message(i.data, transport=i.transport, peer=i.peer,
-                          received_at=datetime.fromtimestamp(i.received, UTC),
-                          truncated_from=i.truncated_from) for i in items]
-
-
-def _warm() -> None:
-    from radguard.audit.schema import _relaxng
-
-    _relaxng()
 
 
 def tls_failure_message(peer: str, reason: str, station: str) -> bytes:
@@ -122,6 +116,9 @@ def _code(table: str, code: str) -> CodedValue:
     return load().get(table, code)
 
 
+_Chunk = tuple[list[Inbound], "asyncio.Future[list[Prepared]]"]
+
+
 class RepositoryService:
     """The running repository (implements :class:`.receivers.Inlet`)."""
 
@@ -139,6 +136,7 @@ class RepositoryService:
         self._queue: asyncio.Queue[Inbound | None] | None = None
         self._seen_id = self._last_id()
         self._udp_drops: dict[int, int] = {}
+        self._kept: list[Inbound] = []
 
     # -- Inlet -------------------------------------------------------------------------------
 
@@ -153,6 +151,9 @@ class RepositoryService:
         except asyncio.QueueFull:
             return False
         return True
+
+    def keep(self, item: Inbound) -> None:
+        self._kept.append(item)
 
     def count(self, source: str, name: str, n: int = 1) -> None:
         self.counts[(source, name)] += n
@@ -190,12 +191,14 @@ class RepositoryService:
         if self._queue is None:
             await self.start()
         assert self._queue is not None
+        workers = self.config.parse_workers
         # "spawn": a forked child could inherit a lock held by one of this process's threads.
-        pool: Executor = (ProcessPoolExecutor(self.config.parse_workers, initializer=_warm,
+        pool: Executor = (ProcessPoolExecutor(workers, initializer=warm,
                                               mp_context=multiprocessing.get_context("spawn"))
-                          if self.config.parse_workers > 0 else ThreadPoolExecutor(1))
+                          if workers > 0 else ThreadPoolExecutor(1))
         write_pool = ThreadPoolExecutor(1, thread_name_prefix="audit-writer")
-        parsed: asyncio.Queue[list[ParsedMessage] | None] = asyncio.Queue(2)
+        parsed: asyncio.Queue[_Chunk | None] = asyncio.Queue(
+            2 * max(1, workers))
         batcher = asyncio.create_task(self._batches(pool, parsed))
         writer = asyncio.create_task(self._writes(write_pool, parsed))
         ticker = asyncio.create_task(self._ticks(write_pool))
@@ -203,6 +206,9 @@ class RepositoryService:
             await stop.wait()
         finally:
             await self._shutdown()
+            for item in self._kept:
+                await self._queue.put(item)
+            self._kept.clear()
             await self._queue.put(None)
             await batcher
             await writer
@@ -225,11 +231,12 @@ class RepositoryService:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _batches(self, pool: Executor,
-                       out: asyncio.Queue[list[ParsedMessage] | None]) -> None:
+    async def _batches(
+            self, pool: Executor,
+            out: asyncio.Queue[_Chunk | None]) -> None:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
-        queue, size = self._queue, self.config.batch_size
+        queue, size = self._queue, min(CHUNK, self.config.batch_size)
         done = False
         while not done:
             first = await queue.get()
@@ -252,14 +259,40 @@ class RepositoryService:
                     done = True
                     break
                 batch.append(item)
-            await out.put(await loop.run_in_executor(pool, parse_batch, batch))
+            # Not awaited here: the bounded ``out`` queue limits the chunks in flight.
+            await out.put((batch, loop.run_in_executor(pool, prepare_batch, batch)))
         await out.put(None)
 
-    async def _writes(self, pool: Executor,
-                      inp: asyncio.Queue[list[ParsedMessage] | None]) -> None:
-        loop = asyncio.get_running_loop()
-        while (batch := await inp.get()) is not None:
-            await loop.run_in_executor(pool, self._write, batch)
+    async def _writes(self, pool: Executor, inp: asyncio.Queue[_Chunk | None]) -> None:
+        size = self.config.batch_size
+        finished = False
+        while not finished:
+            first = await inp.get()
+            if first is None:
+                break
+            batch = await self._parsed(pool, first)
+            # Join the chunks already parsed (in order) into one transaction.
+            while len(batch) < size and not inp.empty():
+                nxt = inp.get_nowait()
+                if nxt is None:
+                    finished = True
+                    break
+                ready = nxt[1].done()
+                batch.extend(await self._parsed(pool, nxt))
+                if not ready:
+                    break
+            await asyncio.get_running_loop().run_in_executor(pool, self._write, batch)
+
+    async def _parsed(self, pool: Executor, chunk: _Chunk) -> list[Prepared]:
+        """The parsed chunk; if its worker failed (crashed process, broken pool) the chunk is
+        parsed again in the writer thread, so received messages are still stored."""
+        items, future = chunk
+        try:
+            return list(await future)
+        except Exception:
+            log.exception("audit repository: a parse worker failed on %d message(s); parsing "
+                          "them in the writer", len(items))
+            return await asyncio.get_running_loop().run_in_executor(pool, prepare_batch, items)
 
     async def _ticks(self, pool: Executor) -> None:
         loop = asyncio.get_running_loop()
@@ -270,10 +303,10 @@ class RepositoryService:
 
     # -- writer thread -----------------------------------------------------------------------
 
-    def _write(self, batch: list[ParsedMessage]) -> None:
+    def _write(self, batch: list[Prepared]) -> None:
         counts, self.counts = self.counts, Counter()
         try:
-            ids = self.writer.append(batch, counts)
+            ids = self.writer.append_prepared(batch, counts)
         except Exception:
             # Keep the counts for the next attempt; the batch itself cannot be retried safely
             # from here, so it is logged loudly (the store is unusable at this point).
@@ -287,8 +320,9 @@ class RepositoryService:
             self._seen_id = ids[-1]
         if self.detector is not None:
             alerts: list[Alert] = []
-            for msg, rid in zip(batch, ids, strict=True):
-                alerts.extend(self.detector.observe(msg, rid))
+            observe = self.detector.observe
+            for prepared, rid in zip(batch, ids, strict=True):
+                alerts.extend(observe(prepared.message(), rid))
             self._publish(alerts)
 
     def _publish(self, alerts: list[Alert]) -> None:
