@@ -21,6 +21,7 @@ app = typer.Typer(
     help="RadGuard: cybersecurity for medical-imaging departments (MITA CSP 1-2015, DICOM PS3.15).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts quote DICOM syntax such as host:port[/AET]: no markup
 )
 app.add_typer(media.app, name="media")
 
