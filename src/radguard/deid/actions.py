@@ -114,7 +114,8 @@ def families_of(sop_class: str) -> frozenset[str]:
                      if sop_class in uids or (prefix is not None and sop_class.startswith(prefix)))
 
 
-def attribute_type(tag: int, *, sop_class: str, nested: bool, ds: Dataset | None) -> int | None:
+def attribute_type(tag: int, *, sop_class: str, nested: bool,
+                   ds: Dataset | frozenset[int] | None) -> int | None:
     """The Type (1, 2, 3) of ``tag`` in this context, or ``None`` when the table does not know it."""
     spec = _attribute_types().get(tag)
     if spec is None:
@@ -139,8 +140,10 @@ _UNKNOWN = ("D", "U*", "Z", "X")
 
 
 def resolve_compound(action: str, tag: int, *, sop_class: str, nested: bool,
-                     ds: Dataset | None) -> tuple[str, str]:
-    """One of the parts of a compound ``action``, and a short reason naming the Type used."""
+                     ds: Dataset | frozenset[int] | None) -> tuple[str, str]:
+    """One of the parts of a compound ``action``, and a short reason naming the Type used.
+
+    ``ds`` is the data set (or the set of its tags) for conditions on other attributes' presence."""
     parts = action.split("/")
     kind = attribute_type(tag, sop_class=sop_class, nested=nested, ds=ds)
     order = _BY_TYPE.get(kind, _UNKNOWN) if kind is not None else _UNKNOWN

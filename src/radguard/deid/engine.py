@@ -96,11 +96,16 @@ def _values(value: Any) -> list[Any]:
     return [value]
 
 
-def _set(ds: Dataset, tag: int, vr: str, values: list[Any]) -> None:
+def new_element(tag: int, vr: str, values: list[Any]) -> DataElement:
+    """The element written for a changed attribute (shared with :mod:`.fastpath`)."""
     value: Any = values[0] if len(values) == 1 else (values if values else None)
     if vr == "SQ":
         value = Sequence(values)
-    ds[tag] = DataElement(tag, vr, value)
+    return DataElement(tag, vr, value)
+
+
+def _set(ds: Dataset, tag: int, vr: str, values: list[Any]) -> None:
+    ds[tag] = new_element(tag, vr, values)
 
 
 def _unlisted(tag: int, vr: str, ctx: Context, mode: str) -> tuple[str, str]:
@@ -164,7 +169,8 @@ def _apply(ds: Dataset, tag: int, vr: str, action: str, reason: str, name: str, 
     elif vr == "SQ" and action in ("K", "U*", "D", "C"):
         sub = {"D": "dummy", "C": "clean"}.get(action, mode)
         for i, item in enumerate(ds[tag].value):
-            process_dataset(item, ctx, f"{path}[{i}].", nested=True, mode=sub)
+            process_dataset(item, ctx, f"{path}{_tag_text(tag)}[{i}].", nested=True,
+                            mode=sub)
         record = action != "K" or _by_option(reason)
     elif action == "K":
         record = _by_option(reason)
@@ -204,18 +210,15 @@ def _apply(ds: Dataset, tag: int, vr: str, action: str, reason: str, name: str, 
         ctx.changes.append(Change(path + _tag_text(tag), name, action, reason))
 
 
-def _private(ds: Dataset, tags: list[int], ctx: Context, path: str) -> None:
-    """Remove private elements, keeping safe ones under Retain Safe Private (E.3.10, E.1.1)."""
+def private_decisions(tags: list[int], creators: dict[tuple[int, int], str], ctx: Context,
+                      path: str) -> set[int]:
+    """Which private elements stay (PS3.15 E.3.10, E.1.1): the safe ones of a known creator under
+    Retain Safe Private, and the creators of their blocks; every other one goes. Records the changes
+    in ``ctx``. ``creators`` maps (group, block byte) to the creator's text ("" when undecodable)."""
     keep_safe = ctx.options.has(Option.RETAIN_SAFE_PRIVATE)
     table = safe_private()
-    creators: dict[tuple[int, int], str] = {}
-    for tag in tags:
-        if 0x0010 <= tag & 0xFFFF <= 0x00FF:
-            try:
-                creators[(tag >> 16, tag & 0xFF)] = str(ds[tag].value or "")
-            except Exception:  # an undecodable creator keeps nothing of its block
-                creators[(tag >> 16, tag & 0xFF)] = ""
     kept: set[tuple[int, int]] = set()
+    keep: set[int] = set()
     removed: dict[tuple[int, int], int] = {}
     for tag in tags:
         elem = tag & 0xFFFF
@@ -225,20 +228,37 @@ def _private(ds: Dataset, tags: list[int], ctx: Context, path: str) -> None:
         creator = creators.get(block, "")
         if keep_safe and creator and elem >= 0x1000 and table.is_safe(creator, tag):
             kept.add(block)
+            keep.add(tag)
             ctx.changes.append(Change(path + _tag_text(tag), creator, "K",
                                       "E.1-1 retain-safe-private C: safe private (E.3.10-1)"))
             continue
-        del ds[tag]
         removed[block] = removed.get(block, 0) + 1
     for group, low in creators:
-        if (group, low) not in kept:
-            del ds[(group << 16) | low]
+        if (group, low) in kept:
+            keep.add((group << 16) | low)
+        else:
             removed.setdefault((group, low), 0)
     for (group, low), count in sorted(removed.items()):
         name = creators.get((group, low), "")
         ctx.changes.append(Change(f"{path}({group:04X},{low:02X}xx)", name or "private",
                                   "X", f"E.1-1 Basic Profile X: private attributes ({count} "
                                        "elements and their creator)"))
+    return keep
+
+
+def _private(ds: Dataset, tags: list[int], ctx: Context, path: str) -> None:
+    """Remove private elements, keeping safe ones under Retain Safe Private (E.3.10, E.1.1)."""
+    creators: dict[tuple[int, int], str] = {}
+    for tag in tags:
+        if 0x0010 <= tag & 0xFFFF <= 0x00FF:
+            try:
+                creators[(tag >> 16, tag & 0xFF)] = str(ds[tag].value or "")
+            except Exception:  # an undecodable creator keeps nothing of its block
+                creators[(tag >> 16, tag & 0xFF)] = ""
+    keep = private_decisions(tags, creators, ctx, path)
+    for tag in tags:
+        if tag not in keep:
+            del ds[tag]
 
 
 def process_dataset(ds: Dataset, ctx: Context, path: str = "", *, nested: bool = False,

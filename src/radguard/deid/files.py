@@ -16,7 +16,8 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from functools import cache
 from pathlib import Path
 
 import pydicom
@@ -28,7 +29,7 @@ from radguard.deid.dataset import deidentify_dataset
 from radguard.deid.options import DeidOptions
 from radguard.deid.report import FileDeidReport, FileStatus
 from radguard.deid.tables import load_json, parse_tag
-from radguard.dicomio import MemorySource, ReadLimits, open_path, walk
+from radguard.dicomio import MemorySource, ReadLimits, WalkResult, open_path, walk
 from radguard.errors import RadGuardError
 from radguard.findings import ControlRef, Evidence, Finding, Severity
 
@@ -63,7 +64,8 @@ def quiet_pydicom() -> Iterator[None]:
         logger.disabled = previous
 
 
-def write_atomic(data: bytes, dst: Path, *, commit: bool = True) -> str:
+def write_atomic(data: bytes | Sequence[bytes | memoryview], dst: Path, *,
+                 commit: bool = True) -> str:
     """Write ``data`` to ``dst`` via a temporary file in the same folder, fsync and rename.
 
     With ``commit=False`` the temporary file is written but neither synced nor renamed; its path is
@@ -74,7 +76,10 @@ def write_atomic(data: bytes, dst: Path, *, commit: bool = True) -> str:
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:
+                fh.writelines(data)
             if commit:
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -87,7 +92,9 @@ def write_atomic(data: bytes, dst: Path, *, commit: bool = True) -> str:
         raise
 
 
-def _file_meta_removals() -> tuple[int, ...]:
+@cache
+def file_meta_removals() -> tuple[int, ...]:
+    """File Meta elements that name the sending or receiving system (``rules.json``): removed."""
     return tuple(parse_tag(t) for t in load_json("rules.json")["file_meta_remove"]["tags"])
 
 
@@ -111,7 +118,8 @@ def _encode(ds: Dataset) -> io.BytesIO:
 
 
 def deidentify_file(src: Path, dst: Path, options: DeidOptions,
-                    limits: ReadLimits | None = None, *, commit: bool = True) -> FileDeidReport:
+                    limits: ReadLimits | None = None, *, commit: bool = True,
+                    engine: str = "auto") -> FileDeidReport:
     """De-identify ``src`` into ``dst`` (or ``dst.parent/<new SOP Instance UID>.dcm`` with ``rename``).
 
     ``commit=False`` leaves the output in a temporary file named by ``report.pending`` (batch use,
@@ -119,13 +127,43 @@ def deidentify_file(src: Path, dst: Path, options: DeidOptions,
     finding) for non-DICOM, hostile or unreadable files and FAILED when the output cannot be
     written. pydicom's warnings are silenced here: they quote values, which are PHI (DESIGN.md
     invariant 4).
+
+    ``engine``: ``"auto"`` takes the byte-level path (:mod:`.fastpath`) when the file allows it and
+    the pydicom path otherwise (the report's ``engine`` and ``fallback`` say which and why);
+    ``"pydicom"`` forces the pydicom path (used to prove both give the same data sets).
     """
     with quiet_pydicom():
-        return _deidentify_file(Path(src), Path(dst), options, limits, commit)
+        return _deidentify_file(Path(src), Path(dst), options, limits, commit, engine)
+
+
+def _fast(src: Path, dst: Path, data: bytes | None, result: WalkResult, options: DeidOptions,
+          commit: bool) -> FileDeidReport | str:
+    """The byte-level path (:mod:`.fastpath`): a report, or why this file needs the pydicom path."""
+    from radguard.deid.fastpath import Fallback, deidentify_bytes
+
+    if data is None:
+        return "file read on demand (larger than the in-memory threshold)"
+    try:
+        out = deidentify_bytes(data, result, options)
+    except Fallback as exc:
+        return str(exc)
+    except RadGuardError:
+        raise
+    except Exception as exc:  # an unexpected structure: the pydicom path decides
+        return f"byte-level path failed ({type(exc).__name__})"
+    if options.rename and out.sop_instance_uid:
+        dst = dst.parent / f"{out.sop_instance_uid}.dcm"
+    try:
+        tmp = write_atomic(out.pieces, dst, commit=commit)
+    except OSError as exc:
+        return FileDeidReport(str(src), str(dst), FileStatus.FAILED, out.changes,
+                              message=f"cannot write output: {exc.strerror}", engine="bytes")
+    return FileDeidReport(str(src), str(dst), FileStatus.DEIDENTIFIED, out.changes,
+                          pending=None if commit else tmp, engine="bytes")
 
 
 def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
-                     limits: ReadLimits | None, commit: bool) -> FileDeidReport:
+                     limits: ReadLimits | None, commit: bool, engine: str) -> FileDeidReport:
     with contextlib.suppress(OSError):
         if dst.exists() and os.path.samefile(src, dst):
             return _refuse(src, "deid.output-is-input", "the output would overwrite the input",
@@ -152,6 +190,12 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
             return _refuse(src, "deid.dicomdir", "DICOMDIR not copied: its records name the "
                            "original patient and files", "rebuild a DICOMDIR for the output",
                            severity=Severity.INFO)
+        fallback = ""
+        if engine != "pydicom":
+            fast = _fast(src, dst, data, result, options, commit)
+            if isinstance(fast, FileDeidReport):
+                return fast
+            fallback = fast
         try:
             ds = pydicom.dcmread(io.BytesIO(data) if data is not None else str(src), force=True)
         except Exception as exc:  # pydicom's many errors become one finding
@@ -165,7 +209,7 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
             else FileMetaDataset()
         if "TransferSyntaxUID" not in meta:
             meta.TransferSyntaxUID = UID(result.transfer_syntax or ImplicitVRLittleEndian)
-        for tag in _file_meta_removals():
+        for tag in file_meta_removals():
             if tag in meta:
                 del meta[tag]
         meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
@@ -188,6 +232,8 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
         tmp = write_atomic(out.getvalue(), dst, commit=commit)
     except OSError as exc:
         return FileDeidReport(str(src), str(dst), FileStatus.FAILED, changes,
-                              message=f"cannot write output: {exc.strerror}")
+                              message=f"cannot write output: {exc.strerror}", engine="pydicom",
+                              fallback=fallback)
     status = FileStatus.INCOMPLETE if changes.uncleaned else FileStatus.DEIDENTIFIED
-    return FileDeidReport(str(src), str(dst), status, changes, pending=None if commit else tmp)
+    return FileDeidReport(str(src), str(dst), status, changes, pending=None if commit else tmp,
+                          engine="pydicom", fallback=fallback)

@@ -87,6 +87,11 @@ class FileDeidReport:
     message: str = ""
     pending: str | None = None
     """Temporary file still to be synced and renamed to ``output`` (batch runs only)."""
+    engine: str = ""
+    """Which path de-identified the file: ``bytes`` (byte-level, :mod:`radguard.deid.fastpath`) or
+    ``pydicom``; empty when nothing was written."""
+    fallback: str = ""
+    """Why the byte-level path did not serve this file (empty when it did or was not tried)."""
 
     @property
     def ok(self) -> bool:
@@ -98,6 +103,8 @@ class FileDeidReport:
             "output": self.output,
             "status": self.status.value,
             "message": self.message,
+            "engine": self.engine,
+            "fallback": self.fallback,
             "findings": [f.to_dict() for f in self.findings],
             **(self.changes.to_dict() if self.changes is not None else {}),
         }

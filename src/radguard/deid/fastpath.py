@@ -1,0 +1,431 @@
+"""The byte-level de-identifier: same decisions as :mod:`.engine`, without parsing the whole file.
+
+:func:`deidentify_bytes` takes a file that passed the bounded reader, lists its element spans
+(:mod:`radguard.dicomio.elements`) and applies Table E.1-1 (PS3.15 E.1.1, E.3) element by element
+with the engine's own rules (the compiled :class:`~radguard.deid.actions.Plan`, the rules for
+unlisted attributes, compound actions by IOD Type, keyed pseudonyms, the text cleaner, the private
+block decisions). The output is written by copying the byte spans of the elements it keeps (pixel
+data included, as raw bytes) and encoding only what changes, with pydicom's own element writer
+(``pydicom.filewriter.write_data_element``) so that changed values are encoded exactly as the
+pydicom path encodes them. Group lengths are dropped (PS3.5 7.2); a sequence whose content changed
+is written again with undefined lengths (PS3.5 7.5.2); unchanged sequences are copied as they are.
+Values are decoded (pydicom's ``convert_raw_data_element``, with the data set's character set) only
+for the elements whose action needs them.
+
+What it does not handle raises :class:`Fallback` with a reason, and the caller runs the pydicom path
+(:mod:`.files` records which path served each file): Big Endian, Deflated and raw (no File Meta)
+files, anything the bounded walk had a problem with, the options that need decoded pixels or the
+originals (Clean Pixel Data, Clean Recognizable Visual Features, an Encrypted Attributes Sequence),
+Explicit VR ``UN`` on a public attribute, a character set inside a sequence item, an existing
+De-identification Method Code Sequence. ``tests/deid/test_fastpath.py`` proves, on every pydicom test
+file and several option sets, that both paths give the same data set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_data_element
+from pydicom.tag import BaseTag
+
+from radguard.deid.actions import dummy_value, resolve_compound, unlisted_rules
+from radguard.deid.engine import (
+    PATIENT_ID,
+    PATIENT_NAME,
+    Context,
+    _by_option,
+    _clean,
+    _name,
+    _tag_text,
+    _unlisted,
+    _values,
+    new_element,
+    private_decisions,
+)
+from radguard.deid.marks import ORIGINAL_ATTRIBUTES_SEQUENCE, write_marks
+from radguard.deid.options import DeidOptions, Option
+from radguard.deid.report import Change, DeidChanges
+from radguard.deid.scrub import Scrubber, identifier_tokens
+from radguard.dicomio.elements import UNDEFINED, Element, ElementError, data_set, file_meta
+from radguard.dicomio.result import WalkResult
+
+__all__ = ["Fallback", "FastOutput", "deidentify_bytes", "option_fallback"]
+
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+SPECIFIC_CHARACTER_SET = 0x00080005
+METHOD_CODE_SEQUENCE = 0x00120064
+SOP_CLASS_UID = 0x00080016
+SOP_INSTANCE_UID = 0x00080018
+STUDY_UID = 0x0020000D
+HARMLESS_PROBLEMS = frozenset({"meta-group-length-mismatch", "meta-no-group-length",
+                               "group-length-mismatch"})
+"""Walk problems that do not change how the data set reads (group lengths are dropped anyway)."""
+_NEEDS_PYDICOM = (Option.CLEAN_PIXEL_DATA, Option.CLEAN_VISUAL_FEATURES)
+_PRE_KEYWORDS = ("SpecificCharacterSet", "PatientID", "IssuerOfPatientID", "StudyInstanceUID",
+                 "SOPClassUID", "SOPInstanceUID", "PatientName")
+_ITEM = struct.pack("<HHI", 0xFFFE, 0xE000, UNDEFINED)
+_ITEM_DELIM = struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+_SEQ_DELIM = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+
+Piece = bytes | memoryview
+
+
+class Fallback(Exception):
+    """This file needs the pydicom path; ``str(exc)`` says why (it goes into the file's report)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FastOutput:
+    """The de-identified file as byte pieces (write them in order), and what was done."""
+
+    pieces: tuple[Piece, ...]
+    changes: DeidChanges
+    sop_instance_uid: str
+
+
+def option_fallback(options: DeidOptions) -> str | None:
+    """Why no file of a run with these options can take the fast path, or ``None``."""
+    for option in _NEEDS_PYDICOM:
+        if options.has(option):
+            return f"option {option.value} needs decoded pixel data"
+    if options.recipient_cert:
+        return "an Encrypted Attributes Sequence needs the original data set"
+    return None
+
+
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return str(dictionary_VR(tag)).split(" or ")[0]
+    except KeyError:
+        return "UN"
+
+
+class _Pass:
+    """One file's pass: the buffer, its encoding, the engine context and the top-level tags."""
+
+    def __init__(self, buf: bytes, explicit: bool, ctx: Context, charset: Any,
+                 encodings: list[str]):
+        self.buf = buf
+        self.mv = memoryview(buf)
+        self.explicit = explicit
+        self.ctx = ctx
+        self.charset = charset
+        self.encodings = encodings
+        self.top_new: dict[int, DataElement | None] = {}
+
+    # -- values ---------------------------------------------------------------------------------
+    def decode(self, el: Element) -> DataElement:
+        return _decode(self.buf, el, self.explicit, self.encodings)
+
+    def encode(self, elem: DataElement) -> bytes:
+        fp = DicomBytesIO()
+        fp.is_little_endian = True
+        fp.is_implicit_VR = not self.explicit
+        write_data_element(fp, elem, self.charset)
+        return fp.getvalue()
+
+    def _header(self, tag: int, vr: str) -> bytes:
+        if self.explicit:
+            return struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode(), 0, UNDEFINED)
+        return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, UNDEFINED)
+
+    # -- data sets ------------------------------------------------------------------------------
+    def run(self, elements: Seq[Element], path: str, nested: bool,
+            mode: str) -> tuple[list[tuple[int, Piece]], bool]:
+        """Mirror of :func:`radguard.deid.engine.process_dataset`: output pieces and whether any
+        element changed."""
+        ctx = self.ctx
+        plan, mv = ctx.plan, self.mv
+        out: list[tuple[int, Piece]] = []
+        changed = False
+        private: list[Element] = []
+        present: frozenset[int] | None = None
+        for el in elements:
+            tag = el.tag
+            group = tag >> 16
+            if group & 1:
+                private.append(el)
+                continue
+            vr = el.vr
+            if vr == "UN":
+                vr = _dictionary_vr(tag)
+                if vr != "UN" and self.explicit:
+                    raise Fallback("Explicit VR UN on a public attribute")
+            if tag & 0xFFFF == 0 and group != 0x0002:
+                changed = True
+                continue
+            if nested and tag == SPECIFIC_CHARACTER_SET:
+                raise Fallback("a character set inside a sequence item")
+            rule = plan.rule(tag)
+            if rule is None:
+                action, reason = _unlisted(tag, vr, ctx, mode)
+                name = ""
+            else:
+                action, reason, name = rule.action, rule.reason, rule.name
+                if "/" in action:
+                    if present is None:
+                        present = frozenset(e.tag for e in elements)
+                    action, why = resolve_compound(action, tag, sop_class=ctx.sop_class,
+                                                   nested=nested, ds=present)
+                    reason = f"{reason}: {why}"
+            if action == "K" and vr != "SQ" and not reason:
+                out.append((tag, mv[el.header:el.end]))
+                continue
+            if not name:
+                name = _name(tag)
+            piece, did = self.apply(el, vr, action, reason, name, path, nested, mode)
+            changed = changed or did
+            if piece is not None:
+                out.append((tag, piece))
+        if private:
+            creators: dict[tuple[int, int], str] = {}
+            for el in private:
+                if 0x0010 <= el.tag & 0xFFFF <= 0x00FF:
+                    try:
+                        creators[(el.tag >> 16, el.tag & 0xFF)] = str(self.decode(el).value or "")
+                    except Exception:  # an undecodable creator keeps nothing of its block
+                        creators[(el.tag >> 16, el.tag & 0xFF)] = ""
+            keep = private_decisions([el.tag for el in private], creators, ctx, path)
+            for el in private:
+                if el.tag in keep:
+                    out.append((el.tag, mv[el.header:el.end]))
+                else:
+                    changed = True
+            out.sort(key=lambda pair: pair[0])
+        return out, changed
+
+    def apply(self, el: Element, vr: str, action: str, reason: str, name: str, path: str,
+              nested: bool, mode: str) -> tuple[Piece | None, bool]:
+        """Mirror of the engine's ``_apply``: the element's new bytes, its raw span when kept, or
+        ``None`` when removed; and whether it changed."""
+        ctx, tag = self.ctx, el.tag
+        raw = self.mv[el.header:el.end]
+        record = True
+        changed = False
+        piece: Piece | None = raw
+        new: DataElement | None = None
+        if action == "X":
+            piece, changed = None, True
+        elif vr == "SQ" and action in ("K", "U*", "D", "C"):
+            if el.items is None or el.implicit_items:
+                raise Fallback("a sequence the element walker cannot follow")
+            piece, changed = self.sequence(el, path, {"D": "dummy", "C": "clean"}.get(action, mode))
+            record = action != "K" or _by_option(reason)
+        elif action == "K":
+            record = _by_option(reason)
+        elif vr == "SQ":
+            if action != "Z":
+                raise Fallback(f"action {action} on a sequence")
+            new = new_element(tag, vr, [])
+        elif action == "Z":
+            if not nested and tag == PATIENT_ID:
+                new = new_element(tag, vr, [ctx.pseudo.patient_id(ctx.patient_id, ctx.issuer)])
+                reason += ": keyed pseudonym (a dummy value, as Z allows)"
+            elif not nested and tag == PATIENT_NAME:
+                new = new_element(tag, vr, [ctx.pseudo.patient_name(ctx.patient_id, ctx.issuer)])
+                reason += ": keyed pseudonym (a dummy value, as Z allows)"
+            else:
+                new = new_element(tag, vr, [])
+        elif action == "D":
+            if vr == "PN":
+                new = new_element(tag, vr, [ctx.pseudo.person(str(v)) for v in
+                                            _values(self.decode(el).value)] or [dummy_value(vr)])
+            elif vr == "UI":
+                new = new_element(tag, vr, [ctx.pseudo.uid(str(v)) for v in
+                                            _values(self.decode(el).value)])
+            else:
+                new = new_element(tag, vr, [dummy_value(vr)])
+        elif action in ("U", "U?"):
+            values = [str(v) for v in _values(self.decode(el).value)]
+            if action == "U?" and all(v.startswith(ctx.rules.registry_prefix) for v in values):
+                return raw, False
+            if vr == "UI":
+                new = new_element(tag, vr, [ctx.pseudo.uid(v) for v in values])
+            else:
+                new = new_element(tag, vr, [dummy_value(vr)])
+            action = "U"
+        elif action == "C":
+            cleaned = _clean(self.decode(el), vr, ctx, nested)
+            if cleaned is None:
+                record = False
+            else:
+                new = new_element(tag, vr, cleaned)
+        if new is not None:
+            piece, changed = self.encode(new), True
+        if not nested and changed:
+            self.top_new[tag] = new
+        if record:
+            ctx.changes.append(Change(path + _tag_text(tag), name, action, reason))
+        return piece, changed
+
+    def sequence(self, el: Element, path: str, mode: str) -> tuple[Piece, bool]:
+        """Items walked in ``mode``; the raw span when nothing inside changed, else re-encoded."""
+        assert el.items is not None
+        bodies: list[list[tuple[int, Piece]]] = []
+        changed = False
+        for i, item in enumerate(el.items):
+            body, item_changed = self.run(item.elements, f"{path}{_tag_text(el.tag)}[{i}].",
+                                          True, mode)
+            bodies.append(body)
+            changed = changed or item_changed
+        if not changed:
+            return self.mv[el.header:el.end], False
+        parts: list[Piece] = [self._header(el.tag, "SQ")]
+        for body in bodies:
+            parts.append(_ITEM)
+            parts.extend(piece for _, piece in body)
+            parts.append(_ITEM_DELIM)
+        parts.append(_SEQ_DELIM)
+        return b"".join(parts), True
+
+
+def _decode(buf: bytes, el: Element, explicit: bool, encodings: list[str]) -> DataElement:
+    """The element's value as pydicom decodes it in a data set with these encodings."""
+    raw = RawDataElement(BaseTag(el.tag), el.vr if explicit else None, el.length,
+                         buf[el.value:el.end], el.value, not explicit, True)
+    return convert_raw_data_element(raw, encoding=encodings)
+
+
+def _mini_dataset(buf: bytes, top: Seq[Element], explicit: bool, encodings: list[str],
+                  keywords: Seq[str]) -> Dataset:
+    """The few top-level attributes read before the pass (identity, character set, the tokens of
+    the text cleaner), decoded as the pydicom path decodes them; undecodable ones are left out."""
+    wanted = {tag_for_keyword(k) for k in keywords} - {None}
+    mini = Dataset()
+    for el in top:
+        if el.tag in wanted and el.items is None:
+            with contextlib.suppress(Exception):  # undecodable: absent, as on the pydicom path
+                mini.add(_decode(buf, el, explicit, encodings))
+    return mini
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    try:
+        value = ds.get(keyword, "")
+    except Exception:  # an undecodable value counts as absent
+        return ""
+    return str(value or "").strip()
+
+
+def _meta(buf: bytes, ts_uid: str, sop_class: str | None,
+          sop_instance: str | None) -> bytes:
+    """New File Meta Information (PS3.10 7.1): the original elements but the ones naming systems
+    (``rules.json``), RadGuard's implementation, the new SOP Instance UID; group length computed."""
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+    from radguard import __version__
+    from radguard.deid.files import file_meta_removals
+
+    elements, _ = file_meta(buf)
+    drop = {0x00020000, 0x00020012, 0x00020013, *file_meta_removals()}
+    pieces: dict[int, bytes] = {el.tag: buf[el.header:el.end] for el in elements
+                                if el.tag not in drop}
+    def put(tag: int, vr: str, value: Any) -> None:
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = True, False
+        write_data_element(fp, DataElement(tag, vr, value))
+        pieces[tag] = fp.getvalue()
+
+    if 0x00020001 not in pieces:
+        put(0x00020001, "OB", b"\x00\x01")
+    if sop_class is not None:
+        put(0x00020002, "UI", sop_class)
+    if sop_instance is not None:
+        put(0x00020003, "UI", sop_instance)
+    if 0x00020010 not in pieces:
+        put(0x00020010, "UI", ts_uid)
+    put(0x00020012, "UI", PYDICOM_IMPLEMENTATION_UID)
+    put(0x00020013, "SH", f"RADGUARD_{__version__}"[:16])
+    if 0x00020002 not in pieces or 0x00020003 not in pieces:
+        raise Fallback("no SOP Class or SOP Instance UID for the File Meta Information")
+    body = b"".join(pieces[t] for t in sorted(pieces))
+    return struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(body)) + body
+
+
+def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> FastOutput:
+    """De-identify the PS3.10 file ``buf`` (walked by the bounded reader into ``walked``).
+
+    Returns the output as byte pieces and the changes, exactly those of
+    :func:`radguard.deid.deidentify_dataset` on the same file. Raises :class:`Fallback` (with the
+    reason) when this file needs the pydicom path; never for any other reason about the input.
+    """
+    from radguard.deid.dataset import plan_for, pseudonymizer_for
+
+    reason = option_fallback(options)
+    if reason is not None:
+        raise Fallback(reason)
+    if not walked.has_meta:
+        raise Fallback("no File Meta Information")
+    ts_uid = (walked.transfer_syntax or "").strip("\x00 ")
+    from radguard.dicomio.vr import transfer_syntax
+
+    ts = transfer_syntax(ts_uid)
+    if not ts.known or not ts.little or ts.deflated:
+        raise Fallback(f"transfer syntax {ts_uid or 'missing'}")
+    bad = sorted({p.code for p in walked.problems} - HARMLESS_PROBLEMS)
+    if bad or not walked.completed or walked.trailing_offset is not None:
+        raise Fallback(f"the bounded walk reported {', '.join(bad) or 'trailing data'}")
+    try:
+        _, start = file_meta(buf)
+        top = data_set(buf, start, len(buf), explicit=ts.explicit)
+    except ElementError as exc:
+        raise Fallback(f"element structure: {exc}") from exc
+
+    plan = plan_for(options.options)
+    pseudo = pseudonymizer_for(options)
+    charset_mini = _mini_dataset(buf, top, ts.explicit, [], ("SpecificCharacterSet",))
+    charset: Any = charset_mini.get("SpecificCharacterSet", "iso8859")
+    encodings = list(charset_mini._character_set)
+    keywords = _PRE_KEYWORDS + (unlisted_rules().identifier_keywords if options.options else ())
+    mini = _mini_dataset(buf, top, ts.explicit, encodings, keywords)
+    if METHOD_CODE_SEQUENCE in {el.tag for el in top}:
+        raise Fallback("an existing De-identification Method Code Sequence")
+    patient_id, issuer = _text(mini, "PatientID"), _text(mini, "IssuerOfPatientID")
+    study_uid, sop_class = _text(mini, "StudyInstanceUID"), _text(mini, "SOPClassUID")
+    patient_key = f"{issuer}\x00{patient_id}" if patient_id else \
+        f"name\x00{_text(mini, 'PatientName')}"
+    ctx = Context(
+        options=options, plan=plan, rules=unlisted_rules(), pseudo=pseudo,
+        scrubber=Scrubber(identifier_tokens(mini) if options.options else ()),
+        sop_class=sop_class,
+        date_offset=pseudo.date_offset(patient_key) if options.has(
+            Option.RETAIN_MODIFIED_DATES) else None,
+        patient_id=patient_id, issuer=issuer,
+    )
+    run = _Pass(buf, ts.explicit, ctx, charset, encodings)
+    body, _ = run.run(top, "", False, "normal")
+    pieces = dict(body)
+    if ORIGINAL_ATTRIBUTES_SEQUENCE in pieces:
+        raise Fallback("an Original Attributes Sequence the options keep")
+    applied = options.option_list
+    marks = Dataset()
+    ctx.changes.extend(write_marks(marks, applied, table_version=plan.version))
+    for elem in marks:
+        pieces[elem.tag] = run.encode(elem)
+
+    def final(tag: int, keyword: str) -> str | None:
+        if tag in run.top_new:
+            elem = run.top_new[tag]
+            return None if elem is None else str(elem.value or "").strip()
+        return _text(mini, keyword) if tag in pieces else None
+
+    new_sop = final(SOP_INSTANCE_UID, "SOPInstanceUID")
+    meta = _meta(buf, ts_uid, sop_class if SOP_CLASS_UID in pieces else None, new_sop)
+    out: list[Piece] = [b"\x00" * 128, b"DICM", meta]
+    out.extend(pieces[t] for t in sorted(pieces))
+    changes = DeidChanges(
+        changes=tuple(ctx.changes), applied=tuple(applied), notes=tuple(ctx.notes),
+        original_patient_id=patient_id, original_study_uid=study_uid,
+        new_patient_id=final(PATIENT_ID, "PatientID") or "",
+        new_study_uid=final(STUDY_UID, "StudyInstanceUID") or "", sop_class_uid=sop_class,
+    )
+    return FastOutput(tuple(out), changes, new_sop or "")
