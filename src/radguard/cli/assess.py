@@ -65,8 +65,9 @@ def _summary(report: object) -> None:
 
 def assess(
     ctx: typer.Context,
-    targets: Annotated[list[str], typer.Argument(help="host:port[/AET], dicom+tls://host:port/AET, "
-                                                 "http(s) URL, @FILE, or store: (stored nodes).")],
+    targets: Annotated[list[str] | None, typer.Argument(
+        help="host:port[/AET], dicom+tls://host:port/AET, http(s) URL, @FILE, or store: (stored "
+        "nodes).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent; contact "
                                           "nothing.")] = False,
     intrusive: Annotated[bool, typer.Option("--intrusive", help="Also run intrusive checks "
@@ -133,6 +134,8 @@ def assess(
         raise typer.Exit(EXIT_OK)
     if fmt not in _FORMATS:
         fail(f"unknown format {fmt!r}: use {', '.join(_FORMATS)}")
+    if not targets:
+        fail("no target given: name host:port or host:port/AET, a URL, @FILE or store: (see --help)")
     depth = next((d for d in DEPTHS if d == fingerprint_depth), None)
     if depth is None:
         fail(f"unknown fingerprint depth {fingerprint_depth!r}: use {' or '.join(DEPTHS)}")
