@@ -24,6 +24,7 @@ file and several option sets, that both paths give the same data set.
 from __future__ import annotations
 
 import contextlib
+import re
 import struct
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
@@ -69,6 +70,12 @@ STUDY_UID = 0x0020000D
 HARMLESS_PROBLEMS = frozenset({"meta-group-length-mismatch", "meta-no-group-length",
                                "group-length-mismatch"})
 """Walk problems that do not change how the data set reads (group lengths are dropped anyway)."""
+_PLAIN_VRS = frozenset(("AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI",
+                        "UR", "UT"))
+"""String VRs whose new values :meth:`_Pass.encode_values` writes itself (not DS/IS: pydicom
+reformats numbers)."""
+_PLAIN_CHARSETS = ("iso8859", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "")
+_UI_BYTES = re.compile(rb"[0-9.\\]*[\x00 ]*")
 _NEEDS_PYDICOM = (Option.CLEAN_PIXEL_DATA, Option.CLEAN_VISUAL_FEATURES)
 _PRE_KEYWORDS = ("SpecificCharacterSet", "PatientID", "IssuerOfPatientID", "StudyInstanceUID",
                  "SOPClassUID", "SOPInstanceUID", "PatientName")
@@ -77,6 +84,11 @@ _ITEM_DELIM = struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
 _SEQ_DELIM = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
 
 Piece = bytes | memoryview
+
+
+_MARKS: dict[tuple[Any, ...], tuple[tuple[Change, ...], dict[int, bytes]]] = {}
+"""The marks of :func:`write_marks` encoded once per (options, table, encoding): the same for every
+file of a run (the pass has removed any earlier ones; files that keep one take the pydicom path)."""
 
 
 class Fallback(Exception):
@@ -120,11 +132,38 @@ class _Pass:
         self.ctx = ctx
         self.charset = charset
         self.encodings = encodings
-        self.top_new: dict[int, DataElement | None] = {}
+        self.top_new: dict[int, str | None] = {}
+        self.plain = charset in _PLAIN_CHARSETS
 
     # -- values ---------------------------------------------------------------------------------
+    def uids(self, el: Element) -> list[str]:
+        """The values of a UI element (as pydicom's ``convert_UI`` gives them, for plain UIDs)."""
+        data = self.buf[el.value:el.end]
+        if _UI_BYTES.fullmatch(data) is None:
+            return [str(v) for v in _values(self.decode(el).value)]
+        text = data.decode("ascii").rstrip("\x00 ")
+        return text.split("\\") if text else []
+
     def decode(self, el: Element) -> DataElement:
         return _decode(self.buf, el, self.explicit, self.encodings)
+
+    def encode_values(self, tag: int, vr: str, values: list[Any]) -> bytes:
+        """Bytes of the element :func:`new_element` would make, as pydicom writes it: plain ASCII
+        strings under the default character sets are encoded here (PS3.5 6.2: values joined by
+        backslash, padded to even length with a space, NUL for UI); anything else by pydicom."""
+        if self.plain and vr in _PLAIN_VRS and all(type(v) is str for v in values):
+            text = "\\".join(values)
+            if text.isascii() and len(text) < 0xFFFE:
+                data = text.encode("ascii")
+                if len(data) & 1:
+                    data += b"\x00" if vr == "UI" else b" "
+                group, elem = tag >> 16, tag & 0xFFFF
+                if not self.explicit:
+                    return struct.pack("<HHI", group, elem, len(data)) + data
+                if vr in ("UC", "UR", "UT"):
+                    return struct.pack("<HH2sHI", group, elem, vr.encode(), 0, len(data)) + data
+                return struct.pack("<HH2sH", group, elem, vr.encode(), len(data)) + data
+        return self.encode(new_element(tag, vr, values))
 
     def encode(self, elem: DataElement) -> bytes:
         fp = DicomBytesIO()
@@ -212,7 +251,7 @@ class _Pass:
         record = True
         changed = False
         piece: Piece | None = raw
-        new: DataElement | None = None
+        new: list[Any] | None = None
         if action == "X":
             piece, changed = None, True
         elif vr == "SQ" and action in ("K", "U*", "D", "C"):
@@ -225,44 +264,42 @@ class _Pass:
         elif vr == "SQ":
             if action != "Z":
                 raise Fallback(f"action {action} on a sequence")
-            new = new_element(tag, vr, [])
+            new = []
         elif action == "Z":
             if not nested and tag == PATIENT_ID:
-                new = new_element(tag, vr, [ctx.pseudo.patient_id(ctx.patient_id, ctx.issuer)])
+                new = [ctx.pseudo.patient_id(ctx.patient_id, ctx.issuer)]
                 reason += ": keyed pseudonym (a dummy value, as Z allows)"
             elif not nested and tag == PATIENT_NAME:
-                new = new_element(tag, vr, [ctx.pseudo.patient_name(ctx.patient_id, ctx.issuer)])
+                new = [ctx.pseudo.patient_name(ctx.patient_id, ctx.issuer)]
                 reason += ": keyed pseudonym (a dummy value, as Z allows)"
             else:
-                new = new_element(tag, vr, [])
+                new = []
         elif action == "D":
             if vr == "PN":
-                new = new_element(tag, vr, [ctx.pseudo.person(str(v)) for v in
-                                            _values(self.decode(el).value)] or [dummy_value(vr)])
+                new = [ctx.pseudo.person(str(v)) for v in
+                       _values(self.decode(el).value)] or [dummy_value(vr)]
             elif vr == "UI":
-                new = new_element(tag, vr, [ctx.pseudo.uid(str(v)) for v in
-                                            _values(self.decode(el).value)])
+                new = [ctx.pseudo.uid(v) for v in self.uids(el)]
             else:
-                new = new_element(tag, vr, [dummy_value(vr)])
+                new = [dummy_value(vr)]
         elif action in ("U", "U?"):
-            values = [str(v) for v in _values(self.decode(el).value)]
+            values = self.uids(el) if vr == "UI" else [str(v) for v in
+                                                       _values(self.decode(el).value)]
             if action == "U?" and all(v.startswith(ctx.rules.registry_prefix) for v in values):
                 return raw, False
-            if vr == "UI":
-                new = new_element(tag, vr, [ctx.pseudo.uid(v) for v in values])
-            else:
-                new = new_element(tag, vr, [dummy_value(vr)])
+            new = [ctx.pseudo.uid(v) for v in values] if vr == "UI" else [dummy_value(vr)]
             action = "U"
         elif action == "C":
             cleaned = _clean(self.decode(el), vr, ctx, nested)
             if cleaned is None:
                 record = False
             else:
-                new = new_element(tag, vr, cleaned)
+                new = cleaned
         if new is not None:
-            piece, changed = self.encode(new), True
+            piece, changed = self.encode_values(tag, vr, new), True
         if not nested and changed:
-            self.top_new[tag] = new
+            self.top_new[tag] = None if new is None else str(new[0] if len(new) == 1 else
+                                                            (new or "")).strip()
         if record:
             ctx.changes.append(Change(path + _tag_text(tag), name, action, reason))
         return piece, changed
@@ -384,7 +421,8 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
     pseudo = pseudonymizer_for(options)
     charset_mini = _mini_dataset(buf, top, ts.explicit, [], ("SpecificCharacterSet",))
     charset: Any = charset_mini.get("SpecificCharacterSet", "iso8859")
-    encodings = list(charset_mini._character_set)
+    known = charset_mini._character_set
+    encodings = [known] if isinstance(known, str) else list(known)
     keywords = _PRE_KEYWORDS + (unlisted_rules().identifier_keywords if options.options else ())
     mini = _mini_dataset(buf, top, ts.explicit, encodings, keywords)
     if METHOD_CODE_SEQUENCE in {el.tag for el in top}:
@@ -407,15 +445,18 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
     if ORIGINAL_ATTRIBUTES_SEQUENCE in pieces:
         raise Fallback("an Original Attributes Sequence the options keep")
     applied = options.option_list
-    marks = Dataset()
-    ctx.changes.extend(write_marks(marks, applied, table_version=plan.version))
-    for elem in marks:
-        pieces[elem.tag] = run.encode(elem)
+    key = (tuple(applied), plan.version, ts.explicit, str(charset))
+    marks = _MARKS.get(key)
+    if marks is None:
+        marks_ds = Dataset()
+        made = tuple(write_marks(marks_ds, applied, table_version=plan.version))
+        marks = _MARKS[key] = (made, {elem.tag: run.encode(elem) for elem in marks_ds})
+    ctx.changes.extend(marks[0])
+    pieces.update(marks[1])
 
     def final(tag: int, keyword: str) -> str | None:
         if tag in run.top_new:
-            elem = run.top_new[tag]
-            return None if elem is None else str(elem.value or "").strip()
+            return run.top_new[tag]
         return _text(mini, keyword) if tag in pieces else None
 
     new_sop = final(SOP_INSTANCE_UID, "SOPInstanceUID")

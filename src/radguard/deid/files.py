@@ -17,6 +17,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -199,8 +200,9 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
         try:
             ds = pydicom.dcmread(io.BytesIO(data) if data is not None else str(src), force=True)
         except Exception as exc:  # pydicom's many errors become one finding
-            return _refuse(src, "deid.unreadable", f"pydicom cannot parse it ({type(exc).__name__})",
-                           "run 'radguard media scan' on it")
+            return replace(_refuse(src, "deid.unreadable", f"pydicom cannot parse it "
+                                   f"({type(exc).__name__})", "run 'radguard media scan' on it"),
+                           fallback=fallback)
     finally:
         source.close()
     try:
@@ -224,8 +226,9 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
     except RadGuardError:
         raise
     except Exception as exc:  # a data set pydicom cannot encode is refused
-        return _refuse(src, "deid.unwritable", f"cannot encode the de-identified data set "
-                       f"({type(exc).__name__}: {str(exc)[:120]})", "report this file's structure")
+        return replace(_refuse(src, "deid.unwritable", f"cannot encode the de-identified data set "
+                               f"({type(exc).__name__}: {str(exc)[:120]})",
+                               "report this file's structure"), fallback=fallback)
     if options.rename and "SOPInstanceUID" in ds:
         dst = dst.parent / f"{ds.SOPInstanceUID}.dcm"
     try:
