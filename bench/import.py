@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,12 +83,15 @@ def main() -> int:
     print(f"package: {len(files)} files, {total_bytes / 1e6:.1f} MB", flush=True)
     runs: list[dict[str, dict[str, float]]] = []
     for rnd in range(args.rounds):
-        runs.append(_round(work / f"round{rnd}", cached, package, args, load_settings,
+        runs.append(_round(rnd, work / f"round{rnd}", cached, package, args, load_settings,
                            ImportOptions, import_package))
         _table(runs[-1], len(files), total_bytes)
     ratios = [r["storescu"]["seconds"] / r["radguard"]["seconds"] for r in runs]
+    best = {t: min(r[t]["seconds"] for r in runs) for t in ("storescu", "radguard")}
     print(f"\nratio RadGuard/storescu (throughput) per round: "
-          f"{', '.join(f'{x:.2f}x' for x in ratios)} (target >= 0.9x)")
+          f"{', '.join(f'{x:.2f}x' for x in ratios)}; median {statistics.median(ratios):.2f}x; "
+          f"best times {best['storescu']:.2f} s vs {best['radguard']:.2f} s = "
+          f"{best['storescu'] / best['radguard']:.2f}x (target >= 0.9x)")
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     (OUT / "import-results.json").write_text(json.dumps(
         {"files": len(files), "bytes": total_bytes, "sanitise_seconds": t_san,
@@ -104,47 +108,54 @@ def _table(results: dict[str, dict[str, float]], nfiles: int, total_bytes: int) 
         r["mb_per_s"] = total_bytes / 1e6 / r["seconds"]
         print(f"{name:<14}{r['seconds']:>9.2f}{r['instances_per_s']:>9.1f}{r['mb_per_s']:>8.1f}"
               f"{int(r['arrived']):>9}  {r['load1']:.2f}")
-    print(f"ratio {results['storescu']['seconds'] / results['radguard']['seconds']:.2f}x",
-          flush=True)
+    print(f"ratio {results['storescu']['seconds'] / results['radguard']['seconds']:.2f}x; RadGuard "
+          + ", ".join(f"{k[2:]} {v:.2f} s" for k, v in results["radguard"].items()
+                      if k.startswith("t_")), flush=True)
 
 
-def _round(work: Path, cached: Path, package: Path, args: argparse.Namespace, load_settings,
-           ImportOptions, import_package) -> dict[str, dict[str, float]]:
+def _round(rnd: int, work: Path, cached: Path, package: Path, args: argparse.Namespace,
+           load_settings, ImportOptions, import_package) -> dict[str, dict[str, float]]:
     work.mkdir(parents=True)
     env = {**os.environ, "RADGUARD_HOME": str(work / "home"), "RADGUARD_STATION": "bench"}
     shutil.copytree(cached / "home" / "keys", work / "home" / "keys")
     settings = load_settings(environ=env)
     results: dict[str, dict[str, float]] = {}
 
-    # DCMTK storescu
-    peer_env = {**os.environ, "TCP_NODELAY": "1"}
-    orthanc = start_orthanc(work / "orthanc-storescu")
-    try:
-        load1 = os.getloadavg()[0]
-        t0 = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/storescu", "-R", "-nh", "-aec", orthanc.aet,
-                               "127.0.0.1", str(orthanc.dicom_port), "+sd", str(package / "files")],
-                              env=peer_env, capture_output=True, text=True)
-        secs = time.perf_counter() - t0
-        results["storescu"] = {"seconds": secs, "arrived": _count(orthanc),
-                               "exit": proc.returncode, "load1": load1}
-    finally:
-        orthanc.stop()
+    def run_storescu() -> None:  # DCMTK storescu, TCP_NODELAY as for every DCMTK peer
+        peer_env = {**os.environ, "TCP_NODELAY": "1"}
+        orthanc = start_orthanc(work / "orthanc-storescu")
+        try:
+            load1 = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            proc = subprocess.run(["/usr/bin/storescu", "-R", "-nh", "-aec", orthanc.aet,
+                                   "127.0.0.1", str(orthanc.dicom_port), "+sd",
+                                   str(package / "files")],
+                                  env=peer_env, capture_output=True, text=True)
+            secs = time.perf_counter() - t0
+            results["storescu"] = {"seconds": secs, "arrived": _count(orthanc),
+                                   "exit": proc.returncode, "load1": load1}
+        finally:
+            orthanc.stop()
 
-    # RadGuard (in-process: verification, journal, C-STORE, C-FIND confirmation, audit)
-    orthanc = start_orthanc(work / "orthanc-radguard", overrides={"DicomAlwaysAllowFind": True})
-    try:
-        to = f"dimse://{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}"
-        load1 = os.getloadavg()[0]
-        t0 = time.perf_counter()
-        report = import_package(settings, package, to,
-                                ImportOptions(keep_ids=True, associations=args.associations))
-        secs = time.perf_counter() - t0
-        results["radguard"] = {"seconds": secs, "arrived": _count(orthanc),
-                               "confirmed": report.counts["confirmed"], "load1": load1}
-    finally:
-        orthanc.stop()
+    def run_radguard() -> None:  # in-process: verify, journal, C-STORE, C-FIND confirm, audit
+        orthanc = start_orthanc(work / "orthanc-radguard",
+                                overrides={"DicomAlwaysAllowFind": True})
+        try:
+            to = f"dimse://{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}"
+            load1 = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            report = import_package(settings, package, to,
+                                    ImportOptions(keep_ids=True, associations=args.associations))
+            secs = time.perf_counter() - t0
+            results["radguard"] = {"seconds": secs, "arrived": _count(orthanc),
+                                   "confirmed": report.counts["confirmed"], "load1": load1,
+                                   **{f"t_{k}": v for k, v in report.timings.items()}}
+        finally:
+            orthanc.stop()
 
+    # alternate the order between rounds, so a drift of the machine's load favours neither tool
+    for step in ((run_storescu, run_radguard) if rnd % 2 == 0 else (run_radguard, run_storescu)):
+        step()
     if args.no_cli:
         return results
     # RadGuard CLI wall time, into a third fresh Orthanc (includes Python start-up)

@@ -15,7 +15,7 @@ import pytest
 from pydicom.filereader import read_file_meta_info
 from pydicom.uid import generate_uid
 
-from radguard.dimse import AssociationFailed, Peer, TlsOptions
+from radguard.dimse import AssociationFailed, Peer, TlsOptions, open_association
 from radguard.dimse.confirm import held_instances, plan_queries
 from radguard.dimse.find import FIND_MODEL
 from radguard.dimse.pdu import command, parse_associate_ac, parse_command
@@ -111,6 +111,10 @@ def test_orthanc_holds_what_was_stored_and_batched_find_confirms_exactly_that(tm
                                overrides={"DicomAlwaysAllowFind": True})) as orthanc:
         peer = Peer("127.0.0.1", orthanc.dicom_port, orthanc.aet)
         assoc = Association.open(peer, [(sop_class, [EXPLICIT]), (FIND_MODEL, [EXPLICIT])])
+        assert assoc.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)  # Nagle off
+        other = open_association(peer, [(FIND_MODEL, [EXPLICIT])])  # the pynetdicom path too
+        assert other.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        other.release()
         for _, sop, data in items:
             assert assoc.store(sop_class, sop, EXPLICIT, data).ok
         wanted: dict[str, list[str]] = {}

@@ -74,6 +74,7 @@ class ImportReport:
     seconds: float = 0.0
     reconciliation: tuple[str, ...] = field(default_factory=tuple)
     confirmation_error: str = ""
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: verify, send, confirm
 
     @property
     def counts(self) -> dict[str, int]:
@@ -95,7 +96,7 @@ class ImportReport:
                 "complete": self.complete, "counts": self.counts,
                 "sent_this_run": self.sent_this_run, "bytes_this_run": self.bytes_this_run,
                 "seconds": round(self.seconds, 3), "reconciliation": list(self.reconciliation),
-                "confirmation_error": self.confirmation_error,
+                "confirmation_error": self.confirmation_error, "timings": dict(self.timings),
                 "instances": [i.to_dict() for i in self.instances]}
 
 

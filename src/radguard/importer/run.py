@@ -140,6 +140,7 @@ def import_package(settings: Settings, package: Path, to: str, options: ImportOp
 def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestination,
             recorder: JobRecorder, package: Path, options: ImportOptions,
             progress: ProgressFn | None) -> ImportReport:
+    clock = time.monotonic()
     try:
         verified = verify_package(package, TrustStore(settings.home_path, settings.station_name),
                                   keep_bytes=KEEP_VERIFIED_BYTES)
@@ -156,6 +157,7 @@ def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestinati
         sender = WebSender(dest)
     journal = Journal(settings.home_path, manifest.package_id, sender.label)
     started = time.monotonic()
+    timings = {"verify": started - clock}
     counter = {"sent": 0, "bytes": 0, "done": 0}
     confirm_error = ""
     changes: dict[str, tuple[str, ...]] = {}
@@ -202,16 +204,20 @@ def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestinati
         chunk = options.batch if isinstance(sender, WebSender) else DIMSE_CHUNK
         if isinstance(sender, DimseSender) and options.confirm_while_sending and todo:
             confirmer = Confirmer(sender.side_held)
+        clock = time.monotonic()
         try:
             run_lanes(sender, todo, load, chunk, on_done)
         finally:
             if confirmer is not None:
                 _mark_confirmed(journal, confirmer.finish())
+        timings["send"] = time.monotonic() - clock
+        clock = time.monotonic()
         try:
             _confirm(sender, journal,
                      [f for f in manifest.files if journal.get(f.name) == "sent"], final=True)
         except DestinationUnavailable as exc:  # sent but unconfirmed: a result, not a crash
             confirm_error = f"{exc.message}. Remedy: {exc.remedy}" if exc.remedy else exc.message
+        timings["confirm"] = time.monotonic() - clock
     except (DestinationUnavailable, PackageRefusedDetail) as exc:
         _audit(settings, emitter, verified, sender.label, journal, Outcome.SERIOUS_FAILURE,
                f"import interrupted: {exc.message}")
@@ -220,7 +226,7 @@ def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestinati
         sender.close()
         journal.close()
     report = _report(verified, sender.label, journal, changes, counter["sent"], counter["bytes"],
-                     time.monotonic() - started, confirm_error)
+                     time.monotonic() - started, confirm_error, timings)
     outcome = Outcome.SUCCESS if report.complete else Outcome.MINOR_FAILURE
     _audit(settings, emitter, verified, sender.label, journal, outcome,
            f"{report.counts['confirmed']} of {len(manifest.files)} instances confirmed")
@@ -263,7 +269,7 @@ def _confirm(sender: DimseSender | WebSender, journal: Journal, entries: list[Ma
 
 def _report(verified: VerifiedPackage, label: str, journal: Journal,
             changes: dict[str, tuple[str, ...]], sent: int, sent_bytes: int,
-            seconds: float, confirm_error: str) -> ImportReport:
+            seconds: float, confirm_error: str, timings: dict[str, float]) -> ImportReport:
     results = []
     for e in verified.manifest.files:
         rec = journal.state.get(e.name, {})
@@ -274,7 +280,8 @@ def _report(verified: VerifiedPackage, label: str, journal: Journal,
     summary = sorted({c for cs in changes.values() for c in cs if c.startswith("Patient ID")})
     return ImportReport(str(verified.path), verified.manifest.package_id, verified.key_id,
                         verified.station, label, tuple(results), journal.resumed, sent,
-                        sent_bytes, seconds, tuple(summary), confirm_error)
+                        sent_bytes, seconds, tuple(summary), confirm_error,
+                        {k: round(v, 3) for k, v in timings.items()})
 
 
 def _audit(settings: Settings, emitter: AuditEmitter, verified: VerifiedPackage, label: str,
