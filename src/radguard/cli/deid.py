@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from typer.core import TyperGroup
 
 from radguard.cli.common import (
@@ -25,9 +24,11 @@ from radguard.cli.common import (
     progress_bar,
     write_output,
 )
-from radguard.errors import RadGuardError
 
 __all__ = ["app", "register"]
+
+COMPACT_JSON_FILES = 200
+"""Above this many files the JSON report is written without indentation."""
 
 
 class _RunByDefault(TyperGroup):
@@ -93,6 +94,7 @@ def run(
     """De-identify INPUT into OUTPUT: the Basic Profile plus the options chosen."""
     from radguard.deid import DeidOptions, audit_run, deidentify_tree, load_mapping, project_key
     from radguard.dicomio import ReadLimits
+    from radguard.errors import RadGuardError
 
     settings = get_settings(ctx)
     if fmt not in ("text", "json", "html"):
@@ -137,10 +139,15 @@ def _relative(path: str, root: str) -> str:
 
 
 def _render_run(result: Any, fmt: str, report: Path | None, verbose: bool) -> None:
+    from rich.table import Table
+
     from radguard.formats import get_format
 
     if fmt != "text" or report is not None:
-        options = {"template": "deid.html.j2"} if fmt == "html" else {}
+        # Large runs: compact JSON (the C encoder; indenting takes the pure-Python one, seconds
+        # for thousands of files). Same document, without the whitespace.
+        options: dict[str, Any] = {"template": "deid.html.j2"} if fmt == "html" else (
+            {"indent": None} if len(result.files) > COMPACT_JSON_FILES else {})
         write_output(get_format(fmt if fmt != "text" else "json", **options).render(result), report)
         if report is not None:
             err_console.print(f"report written to {report}", highlight=False)
@@ -202,6 +209,8 @@ def verify(
 def list_options(fmt: Annotated[str, typer.Option("--format", "-f", help="text | json")] = "text",
                  ) -> None:
     """List the E.3 options (with their CID 7050 codes), the presets and the table versions."""
+    from rich.table import Table
+
     from radguard.deid import Option, presets, table_versions
     from radguard.deid.tables import method_codes
 

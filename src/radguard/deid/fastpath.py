@@ -195,10 +195,10 @@ class _Pass:
                 private.append(el)
                 continue
             vr = el.vr
+            relabelled = False
             if vr == "UN":
                 vr = _dictionary_vr(tag)
-                if vr != "UN" and self.explicit:
-                    raise Fallback("Explicit VR UN on a public attribute")
+                relabelled = vr != "UN" and self.explicit
             if tag & 0xFFFF == 0 and group != 0x0002:
                 changed = True
                 continue
@@ -217,8 +217,10 @@ class _Pass:
                                                    nested=nested, ds=present)
                     reason = f"{reason}: {why}"
             if action == "K" and vr != "SQ" and not reason:
-                out.append((tag, mv[el.header:el.end]))
+                out.append((tag, mv[el.header:el.end]))  # pydicom too writes it back as UN
                 continue
+            if relabelled:
+                raise Fallback("a changed public attribute encoded as Explicit VR UN")
             if not name:
                 name = _name(tag)
             piece, did = self.apply(el, vr, action, reason, name, path, nested, mode)
