@@ -3,6 +3,10 @@
 Shared by the importer and, read-only, by the assessment subsystem: :func:`open_association`
 (TCP_NODELAY, RadGuard's implementation UID, TLS), :func:`send_encoded` (C-STORE of verified
 bytes), :func:`instances_in_study` (C-FIND confirmation), :func:`meaning` (status table).
+
+The importer's bulk path uses :class:`radguard.dimse.scu.Association` (a synchronous requestor for
+C-STORE and C-FIND, PDUs from :mod:`radguard.dimse.pdu`) and :func:`radguard.dimse.confirm.
+held_instances` (many instances per C-FIND); pynetdicom remains the implementation for the rest.
 """
 
 from __future__ import annotations
