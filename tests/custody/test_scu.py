@@ -126,6 +126,8 @@ def test_orthanc_holds_what_was_stored_and_batched_find_confirms_exactly_that(tm
         assert [len(s) for st, s in plan if st] == [60] and [len(s) for st, s in plan if not st] \
             == [6]
         held = held_instances(assoc, wanted)
+        # a list query that finds nothing is asked again in the one-study form: still nothing
+        assert held_instances(assoc, {ghost_study: [ghost]}) == set()
         assoc.release()
         assert held == {sop for _, sop, _ in items}
         assert int(orthanc.rest("/statistics")["CountInstances"]) == 65
