@@ -13,7 +13,6 @@ Data Export message (A.5.3.4, life cycle 10, Anonymized) follows, as for any exp
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import time
@@ -28,7 +27,7 @@ from radguard.audit import AuditEmitter, builders
 from radguard.audit.message import ActionCode, AuditMessage, Outcome
 from radguard.config import Settings
 from radguard.deid.errors import DeidError, DeidKeyError
-from radguard.deid.files import deidentify_file
+from radguard.deid.files import deidentify_file, sync_dirs
 from radguard.deid.options import DeidOptions
 from radguard.deid.report import DeidRunReport, FileDeidReport, FileStatus
 from radguard.deid.tables import table_versions
@@ -41,8 +40,6 @@ __all__ = ["audit_run", "deidentify_tree", "pairs", "project_key", "verify_tree"
 
 ProgressFn = Callable[[int, int, str], None]
 KEY_FILE = "keys/deid-project.key"
-COMMIT_EVERY = 256
-"""Outputs made durable together by one ``os.sync()`` before they are renamed into place."""
 
 
 def project_key(settings: Settings, key_file: Path | None = None) -> bytes:
@@ -89,7 +86,7 @@ def _one(state: tuple[Any, ...], item: tuple[Path, Path]) -> FileDeidReport:
     if resume and dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
         return FileDeidReport(str(src), str(dst), FileStatus.DEIDENTIFIED,
                               message="already de-identified (resume)")
-    report: FileDeidReport = deidentify_file(src, dst, options, limits, commit=False)
+    report: FileDeidReport = deidentify_file(src, dst, options, limits)
     return report
 
 
@@ -106,20 +103,6 @@ def _warm(options: DeidOptions) -> None:
     safe_private()
 
 
-def _commit(pending: list[FileDeidReport]) -> list[FileDeidReport]:
-    """Make the temporary outputs durable with one ``os.sync()``, then rename each into place."""
-    os.sync()
-    done = []
-    for report in pending:
-        try:
-            os.replace(report.pending or "", report.output or "")
-            done.append(replace(report, pending=None))
-        except OSError as exc:
-            done.append(replace(report, status=FileStatus.FAILED, pending=None,
-                                message=f"cannot rename output into place: {exc.strerror}"))
-    return done
-
-
 def deidentify_tree(source: Path, output: Path, options: DeidOptions, *, workers: int = 1,
                     limits: ReadLimits | None = None, progress: ProgressFn | None = None,
                     resume: bool = False) -> DeidRunReport:
@@ -134,26 +117,13 @@ def deidentify_tree(source: Path, output: Path, options: DeidOptions, *, workers
     items = list(pairs(source, output))
     _warm(options)
     reports: list[FileDeidReport] = []
-    pending: list[FileDeidReport] = []
-    try:
-        for report in run_batched(_one, items, initializer=_init,
-                                  initargs=(options, limits or ReadLimits(), resume),
-                                  workers=max(1, workers), batch_size=16):
-            if report.pending:
-                pending.append(report)
-                if len(pending) >= COMMIT_EVERY:
-                    reports.extend(_commit(pending))
-                    pending = []
-            else:
-                reports.append(report)
-            if progress is not None:
-                progress(len(reports) + len(pending), len(items), report.source)
-        reports.extend(_commit(pending))
-        pending = []
-    finally:
-        for report in pending:  # interrupted: no half-committed output is left behind
-            with contextlib.suppress(OSError):
-                os.unlink(report.pending or "")
+    for report in run_batched(_one, items, initializer=_init,
+                              initargs=(options, limits or ReadLimits(), resume),
+                              workers=max(1, workers), batch_size=16):
+        reports.append(report)
+        if progress is not None:
+            progress(len(reports), len(items), report.source)
+    sync_dirs(Path(r.output).parent for r in reports if r.output and r.ok)
     reports.sort(key=lambda r: r.source)
     return DeidRunReport(
         input=str(source), output=str(output), options=tuple(options.option_list),

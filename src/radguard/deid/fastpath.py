@@ -77,8 +77,6 @@ reformats numbers)."""
 _PLAIN_CHARSETS = ("iso8859", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "")
 _UI_BYTES = re.compile(rb"[0-9.\\]*[\x00 ]*")
 _NEEDS_PYDICOM = (Option.CLEAN_PIXEL_DATA, Option.CLEAN_VISUAL_FEATURES)
-_PRE_KEYWORDS = ("SpecificCharacterSet", "PatientID", "IssuerOfPatientID", "StudyInstanceUID",
-                 "SOPClassUID", "SOPInstanceUID", "PatientName")
 _ITEM = struct.pack("<HHI", 0xFFFE, 0xE000, UNDEFINED)
 _ITEM_DELIM = struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
 _SEQ_DELIM = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
@@ -347,43 +345,84 @@ def _mini_dataset(buf: bytes, top: Seq[Element], explicit: bool, encodings: list
     return mini
 
 
-def _text(ds: Dataset, keyword: str) -> str:
-    try:
-        value = ds.get(keyword, "")
-    except Exception:  # an undecodable value counts as absent
-        return ""
-    return str(value or "").strip()
+_IDENTITY = {0x00100020: "LO", 0x00100021: "LO", 0x0020000D: "UI", 0x00080016: "UI",
+             0x00080018: "UI", 0x00100010: "PN"}
+"""The identity attributes read before the pass (PatientID, IssuerOfPatientID, Study, SOP Class
+and SOP Instance UIDs, PatientName) and their dictionary VRs (PS3.6)."""
+_KEYWORD_TAG = {"PatientID": 0x00100020, "IssuerOfPatientID": 0x00100021,
+                "StudyInstanceUID": 0x0020000D, "SOPClassUID": 0x00080016,
+                "SOPInstanceUID": 0x00080018, "PatientName": 0x00100010}
+_PRINTABLE = re.compile(rb"[\x20-\x5B\x5D-\x7E]*[\x00 ]*")
+"""Printable ASCII without a backslash (one value), then padding: decoded the same under every
+character set of :data:`_PLAIN_CHARSETS`."""
+_DEFAULT_ENCODINGS: list[str] = []
 
 
-def _meta(buf: bytes, ts_uid: str, sop_class: str | None,
+def _identity(buf: bytes, top: Seq[Element], explicit: bool, encodings: list[str],
+              plain: bool) -> dict[str, str]:
+    """The identity attributes as ``str(value).strip()`` of pydicom's decoded value (PS3.5 6.2:
+    trailing NUL and spaces are padding), read directly from the bytes when the value is one
+    printable ASCII value in its dictionary VR; pydicom decodes anything else. Undecodable values
+    are absent, as on the pydicom path."""
+    out: dict[str, str] = {}
+    wanted = {tag: kw for kw, tag in _KEYWORD_TAG.items()}
+    for el in top:
+        keyword = wanted.get(el.tag)
+        if keyword is None or el.items is not None:
+            continue
+        data = buf[el.value:el.end]
+        if el.vr == _IDENTITY[el.tag] and (plain or el.vr == "UI") and \
+                _PRINTABLE.fullmatch(data) is not None:
+            out[keyword] = data.decode("ascii").rstrip("\x00 ").strip()
+            continue
+        with contextlib.suppress(Exception):  # undecodable: absent, as on the pydicom path
+            out[keyword] = str(_decode(buf, el, explicit, encodings).value or "").strip()
+    return out
+
+
+def _short(tag: int, vr: str, value: str) -> bytes:
+    """One Explicit VR Little Endian element with a 2-byte length, as pydicom writes it (PS3.5
+    7.1.2, 6.2: even length, UI padded with NUL, text with a space); pydicom for anything else."""
+    data = value.encode("ascii") if value.isascii() and "\\" not in value else b""
+    if data and len(data) < 0xFFFE and vr in ("UI", "SH"):
+        if len(data) & 1:
+            data += b"\x00" if vr == "UI" else b" "
+        return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(data)) + data
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    write_data_element(fp, DataElement(tag, vr, value))
+    return fp.getvalue()
+
+
+_VERSION_NAME: list[bytes] = []
+"""RadGuard's Implementation Class UID and Version Name elements, encoded once."""
+
+
+def _meta(buf: bytes, meta_elements: Seq[Element], ts_uid: str, sop_class: str | None,
           sop_instance: str | None) -> bytes:
     """New File Meta Information (PS3.10 7.1): the original elements but the ones naming systems
     (``rules.json``), RadGuard's implementation, the new SOP Instance UID; group length computed."""
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
-
-    from radguard import __version__
     from radguard.deid.files import file_meta_removals
 
-    elements, _ = file_meta(buf)
-    drop = {0x00020000, 0x00020012, 0x00020013, *file_meta_removals()}
-    pieces: dict[int, bytes] = {el.tag: buf[el.header:el.end] for el in elements
-                                if el.tag not in drop}
-    def put(tag: int, vr: str, value: Any) -> None:
-        fp = DicomBytesIO()
-        fp.is_little_endian, fp.is_implicit_VR = True, False
-        write_data_element(fp, DataElement(tag, vr, value))
-        pieces[tag] = fp.getvalue()
+    if not _VERSION_NAME:
+        from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
+        from radguard import __version__
+
+        _VERSION_NAME.extend((_short(0x00020012, "UI", str(PYDICOM_IMPLEMENTATION_UID)),
+                              _short(0x00020013, "SH", f"RADGUARD_{__version__}"[:16])))
+    drop = {0x00020000, 0x00020012, 0x00020013, *file_meta_removals()}
+    pieces: dict[int, bytes] = {el.tag: buf[el.header:el.end] for el in meta_elements
+                                if el.tag not in drop}
     if 0x00020001 not in pieces:
-        put(0x00020001, "OB", b"\x00\x01")
+        pieces[0x00020001] = struct.pack("<HH2sHI", 0x0002, 0x0001, b"OB", 0, 2) + b"\x00\x01"
     if sop_class is not None:
-        put(0x00020002, "UI", sop_class)
+        pieces[0x00020002] = _short(0x00020002, "UI", sop_class)
     if sop_instance is not None:
-        put(0x00020003, "UI", sop_instance)
+        pieces[0x00020003] = _short(0x00020003, "UI", sop_instance)
     if 0x00020010 not in pieces:
-        put(0x00020010, "UI", ts_uid)
-    put(0x00020012, "UI", PYDICOM_IMPLEMENTATION_UID)
-    put(0x00020013, "SH", f"RADGUARD_{__version__}"[:16])
+        pieces[0x00020010] = _short(0x00020010, "UI", ts_uid)
+    pieces[0x00020012], pieces[0x00020013] = _VERSION_NAME
     if 0x00020002 not in pieces or 0x00020003 not in pieces:
         raise Fallback("no SOP Class or SOP Instance UID for the File Meta Information")
     body = b"".join(pieces[t] for t in sorted(pieces))
@@ -414,28 +453,38 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
     if bad or not walked.completed or walked.trailing_offset is not None:
         raise Fallback(f"the bounded walk reported {', '.join(bad) or 'trailing data'}")
     try:
-        _, start = file_meta(buf)
+        meta_elements, start = file_meta(buf)
         top = data_set(buf, start, len(buf), explicit=ts.explicit)
     except ElementError as exc:
         raise Fallback(f"element structure: {exc}") from exc
 
     plan = plan_for(options.options)
     pseudo = pseudonymizer_for(options)
-    charset_mini = _mini_dataset(buf, top, ts.explicit, [], ("SpecificCharacterSet",))
-    charset: Any = charset_mini.get("SpecificCharacterSet", "iso8859")
-    known = charset_mini._character_set
+    if any(el.tag == SPECIFIC_CHARACTER_SET for el in top):
+        charset_mini = _mini_dataset(buf, top, ts.explicit, [], ("SpecificCharacterSet",))
+        charset: Any = charset_mini.get("SpecificCharacterSet", "iso8859")
+        known = charset_mini._character_set
+    else:
+        charset = "iso8859"
+        if not _DEFAULT_ENCODINGS:
+            default = Dataset()._character_set
+            _DEFAULT_ENCODINGS.extend([default] if isinstance(default, str) else default)
+        known = _DEFAULT_ENCODINGS
     encodings = [known] if isinstance(known, str) else list(known)
-    keywords = _PRE_KEYWORDS + (unlisted_rules().identifier_keywords if options.options else ())
-    mini = _mini_dataset(buf, top, ts.explicit, encodings, keywords)
+    ident = _identity(buf, top, ts.explicit, encodings, charset in _PLAIN_CHARSETS)
     if METHOD_CODE_SEQUENCE in {el.tag for el in top}:
         raise Fallback("an existing De-identification Method Code Sequence")
-    patient_id, issuer = _text(mini, "PatientID"), _text(mini, "IssuerOfPatientID")
-    study_uid, sop_class = _text(mini, "StudyInstanceUID"), _text(mini, "SOPClassUID")
+    patient_id, issuer = ident.get("PatientID", ""), ident.get("IssuerOfPatientID", "")
+    study_uid, sop_class = ident.get("StudyInstanceUID", ""), ident.get("SOPClassUID", "")
     patient_key = f"{issuer}\x00{patient_id}" if patient_id else \
-        f"name\x00{_text(mini, 'PatientName')}"
+        f"name\x00{ident.get('PatientName', '')}"
+    tokens: list[str] = []
+    if options.options:
+        tokens = identifier_tokens(_mini_dataset(buf, top, ts.explicit, encodings,
+                                                 unlisted_rules().identifier_keywords))
     ctx = Context(
         options=options, plan=plan, rules=unlisted_rules(), pseudo=pseudo,
-        scrubber=Scrubber(identifier_tokens(mini) if options.options else ()),
+        scrubber=Scrubber(tokens),
         sop_class=sop_class,
         date_offset=pseudo.date_offset(patient_key) if options.has(
             Option.RETAIN_MODIFIED_DATES) else None,
@@ -459,10 +508,10 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
     def final(tag: int, keyword: str) -> str | None:
         if tag in run.top_new:
             return run.top_new[tag]
-        return _text(mini, keyword) if tag in pieces else None
+        return ident.get(keyword, "") if tag in pieces else None
 
     new_sop = final(SOP_INSTANCE_UID, "SOPInstanceUID")
-    meta = _meta(buf, ts_uid, sop_class if SOP_CLASS_UID in pieces else None, new_sop)
+    meta = _meta(buf, meta_elements, ts_uid, sop_class if SOP_CLASS_UID in pieces else None, new_sop)
     out: list[Piece] = [b"\x00" * 128, b"DICM", meta]
     out.extend(pieces[t] for t in sorted(pieces))
     changes = DeidChanges(

@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -34,7 +34,7 @@ from radguard.dicomio import MemorySource, ReadLimits, WalkResult, open_path, wa
 from radguard.errors import RadGuardError
 from radguard.findings import ControlRef, Evidence, Finding, Severity
 
-__all__ = ["REFUSING_PROBLEMS", "deidentify_file", "quiet_pydicom", "write_atomic"]
+__all__ = ["REFUSING_PROBLEMS", "deidentify_file", "quiet_pydicom", "sync_dirs", "write_atomic"]
 
 REFUSING_PROBLEMS = frozenset({"limit-exceeded", "malformed", "truncated", "value-past-eof",
                                "item-length-overrun", "invalid-vr"})
@@ -65,25 +65,52 @@ def quiet_pydicom() -> Iterator[None]:
         logger.disabled = previous
 
 
+_MADE_DIRS: set[Path] = set()
+"""Output folders this process has already created (one ``mkdir`` per folder, not per file)."""
+_IOV_MAX = 1024
+
+
+def _write_all(fd: int, data: bytes | Sequence[bytes | memoryview]) -> None:
+    """Write every byte of ``data`` to ``fd``: one ``writev`` for the pieces, then whatever a short
+    write left."""
+    pieces = [data] if isinstance(data, bytes) else list(data)
+    total = sum(len(p) for p in pieces)
+    done = os.writev(fd, pieces) if len(pieces) <= _IOV_MAX else 0
+    if done < total:
+        view = memoryview(b"".join(pieces))[done:]
+        while view:
+            view = view[os.write(fd, view):]
+
+
 def write_atomic(data: bytes | Sequence[bytes | memoryview], dst: Path, *,
                  commit: bool = True) -> str:
-    """Write ``data`` to ``dst`` via a temporary file in the same folder, fsync and rename.
+    """Write ``data`` to ``dst`` via a temporary file in the same folder, ``fdatasync`` it and
+    rename it into place (the data are on disk before the name points at them; the folder entry
+    is made durable by :func:`sync_dirs`, once per folder, by the caller).
 
-    With ``commit=False`` the temporary file is written but neither synced nor renamed; its path is
-    returned and the caller must make it durable (``os.sync()``) before renaming it to ``dst``
-    (:func:`radguard.deid.batch.deidentify_tree` does that once per group of files: one sync for
-    many files instead of one fsync each, with the same guarantee)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    Only our own file is flushed (``fdatasync`` of our descriptor, never ``os.sync()``, which
+    would flush every dirty page of the machine). With ``commit=False`` the temporary file is
+    written and flushed but not renamed; its path is returned and the caller renames it."""
+    folder = dst.parent
+    if folder not in _MADE_DIRS:
+        folder.mkdir(parents=True, exist_ok=True)
+        _MADE_DIRS.add(folder)
+    tmp = str(folder / f".{dst.name}.{os.getpid()}.part")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            if isinstance(data, bytes):
-                fh.write(data)
-            else:
-                fh.writelines(data)
-            if commit:
-                fh.flush()
-                os.fsync(fh.fileno())
+        try:
+            fd = os.open(tmp, flags, 0o644)
+        except FileNotFoundError:  # the folder went away since this process made it
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, flags, 0o644)
+    except FileExistsError:  # left by a killed run with the same process id: a fresh name
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=folder)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
         if commit:
             os.replace(tmp, dst)
         return tmp
@@ -91,6 +118,17 @@ def write_atomic(data: bytes | Sequence[bytes | memoryview], dst: Path, *,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def sync_dirs(folders: Iterable[Path]) -> None:
+    """``fsync`` each folder so the renames into it survive a crash (once per folder per run)."""
+    for folder in set(folders):
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 @cache
