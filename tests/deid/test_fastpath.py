@@ -130,16 +130,16 @@ def test_pydicom_data_files_agree_too(tmp_path: Path) -> None:
 
 
 def test_fallback_is_decided_per_file_and_reported(tmp_path: Path) -> None:
-    """Given a Big Endian file and a Little Endian one in the same run, the first goes through
+    """Given a Deflated file and a Little Endian one in the same run, the first goes through
     pydicom with the reason in its report, the second through the byte path."""
     options = DeidOptions.from_names([], key=KEY)
-    big = deidentify_file(pydicom.data.get_testdata_file("MR_small_bigendian.dcm"),
-                          tmp_path / "big.dcm", options)
+    deflated = deidentify_file(pydicom.data.get_testdata_file("image_dfl.dcm"),
+                               tmp_path / "dfl.dcm", options)
     little = deidentify_file(pydicom.data.get_testdata_file("MR_small.dcm"),
                              tmp_path / "little.dcm", options)
-    assert (big.engine, little.engine) == ("pydicom", "bytes")
-    assert "transfer syntax 1.2.840.10008.1.2.2" in big.fallback and little.fallback == ""
-    assert big.to_dict()["fallback"] == big.fallback
+    assert (deflated.engine, little.engine) == ("pydicom", "bytes")
+    assert "transfer syntax 1.2.840.10008.1.2.1.99" in deflated.fallback and little.fallback == ""
+    assert deflated.to_dict()["fallback"] == deflated.fallback
     pixel = DeidOptions.from_names(["clean-pixel-data"], key=KEY, ocr=False)
     report = deidentify_file(pydicom.data.get_testdata_file("MR_small.dcm"), tmp_path / "p.dcm",
                              pixel)
@@ -155,3 +155,23 @@ def test_the_byte_path_copies_pixel_data_exactly(tmp_path: Path) -> None:
         assert report.engine == "bytes", (name, report.fallback)
         with quiet_pydicom():
             assert pydicom.dcmread(tmp_path / name).PixelData == pydicom.dcmread(src).PixelData
+
+
+BIG_ENDIAN = ("ExplVR_BigEnd.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm",
+              "SC_rgb_small_odd_big_endian.dcm", "liver_expb_1frame.dcm", "rtdose_expb.dcm")
+
+
+@pytest.mark.parametrize("names", [[], ["retain-uids", "clean-descriptors"],
+                                   ["retain-modified-dates", "retain-patient-characteristics"]])
+def test_big_endian_files_take_the_byte_path_and_agree(names: list[str], tmp_path: Path) -> None:
+    """Given Explicit VR Big Endian files (PS3.5 A.3), the byte path serves them, keeps Big Endian
+    in and out (only the encoded values are written in that byte order), and its output reads
+    back element for element as the pydicom path's, with the same change report."""
+    options = DeidOptions.from_names(names, key=KEY)
+    for name in BIG_ENDIAN:
+        src = Path(pydicom.data.get_testdata_file(name))
+        assert _compare(src, options, tmp_path) == name
+        with quiet_pydicom():
+            out = pydicom.dcmread(tmp_path / "bytes" / name)
+        assert out.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2"
+        assert out.PatientIdentityRemoved == "YES"

@@ -77,9 +77,10 @@ reformats numbers)."""
 _PLAIN_CHARSETS = ("iso8859", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "")
 _UI_BYTES = re.compile(rb"[0-9.\\]*[\x00 ]*")
 _NEEDS_PYDICOM = (Option.CLEAN_PIXEL_DATA, Option.CLEAN_VISUAL_FEATURES)
-_ITEM = struct.pack("<HHI", 0xFFFE, 0xE000, UNDEFINED)
-_ITEM_DELIM = struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
-_SEQ_DELIM = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+_DELIMS = {little: tuple(struct.pack(f"{'<' if little else '>'}HHI", 0xFFFE, elem, length)
+                         for elem, length in ((0xE000, UNDEFINED), (0xE00D, 0), (0xE0DD, 0)))
+           for little in (True, False)}
+"""Item (undefined length), Item Delimitation and Sequence Delimitation, per byte order."""
 
 Piece = bytes | memoryview
 
@@ -123,8 +124,10 @@ class _Pass:
     """One file's pass: the buffer, its encoding, the engine context and the top-level tags."""
 
     def __init__(self, buf: bytes, explicit: bool, ctx: Context, charset: Any,
-                 encodings: list[str]):
+                 encodings: list[str], little: bool = True):
         self.buf = buf
+        self.little = little
+        self.order = "<" if little else ">"
         self.mv = memoryview(buf)
         self.explicit = explicit
         self.ctx = ctx
@@ -143,7 +146,7 @@ class _Pass:
         return text.split("\\") if text else []
 
     def decode(self, el: Element) -> DataElement:
-        return _decode(self.buf, el, self.explicit, self.encodings)
+        return _decode(self.buf, el, self.explicit, self.encodings, self.little)
 
     def encode_values(self, tag: int, vr: str, values: list[Any]) -> bytes:
         """Bytes of the element :func:`new_element` would make, as pydicom writes it: plain ASCII
@@ -156,24 +159,27 @@ class _Pass:
                 if len(data) & 1:
                     data += b"\x00" if vr == "UI" else b" "
                 group, elem = tag >> 16, tag & 0xFFFF
+                order = self.order
                 if not self.explicit:
-                    return struct.pack("<HHI", group, elem, len(data)) + data
+                    return struct.pack(f"{order}HHI", group, elem, len(data)) + data
                 if vr in ("UC", "UR", "UT"):
-                    return struct.pack("<HH2sHI", group, elem, vr.encode(), 0, len(data)) + data
-                return struct.pack("<HH2sH", group, elem, vr.encode(), len(data)) + data
+                    return struct.pack(f"{order}HH2sHI", group, elem, vr.encode(), 0,
+                                       len(data)) + data
+                return struct.pack(f"{order}HH2sH", group, elem, vr.encode(), len(data)) + data
         return self.encode(new_element(tag, vr, values))
 
     def encode(self, elem: DataElement) -> bytes:
         fp = DicomBytesIO()
-        fp.is_little_endian = True
+        fp.is_little_endian = self.little
         fp.is_implicit_VR = not self.explicit
         write_data_element(fp, elem, self.charset)
         return fp.getvalue()
 
     def _header(self, tag: int, vr: str) -> bytes:
         if self.explicit:
-            return struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode(), 0, UNDEFINED)
-        return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, UNDEFINED)
+            return struct.pack(f"{self.order}HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode(), 0,
+                               UNDEFINED)
+        return struct.pack(f"{self.order}HHI", tag >> 16, tag & 0xFFFF, UNDEFINED)
 
     # -- data sets ------------------------------------------------------------------------------
     def run(self, elements: Seq[Element], path: str, nested: bool,
@@ -316,24 +322,26 @@ class _Pass:
             changed = changed or item_changed
         if not changed:
             return self.mv[el.header:el.end], False
+        item_start, item_delim, seq_delim = _DELIMS[self.little]
         parts: list[Piece] = [self._header(el.tag, "SQ")]
         for body in bodies:
-            parts.append(_ITEM)
+            parts.append(item_start)
             parts.extend(piece for _, piece in body)
-            parts.append(_ITEM_DELIM)
-        parts.append(_SEQ_DELIM)
+            parts.append(item_delim)
+        parts.append(seq_delim)
         return b"".join(parts), True
 
 
-def _decode(buf: bytes, el: Element, explicit: bool, encodings: list[str]) -> DataElement:
+def _decode(buf: bytes, el: Element, explicit: bool, encodings: list[str],
+            little: bool = True) -> DataElement:
     """The element's value as pydicom decodes it in a data set with these encodings."""
     raw = RawDataElement(BaseTag(el.tag), el.vr if explicit else None, el.length,
-                         buf[el.value:el.end], el.value, not explicit, True)
+                         buf[el.value:el.end], el.value, not explicit, little)
     return convert_raw_data_element(raw, encoding=encodings)
 
 
 def _mini_dataset(buf: bytes, top: Seq[Element], explicit: bool, encodings: list[str],
-                  keywords: Seq[str]) -> Dataset:
+                  keywords: Seq[str], little: bool = True) -> Dataset:
     """The few top-level attributes read before the pass (identity, character set, the tokens of
     the text cleaner), decoded as the pydicom path decodes them; undecodable ones are left out."""
     wanted = {tag_for_keyword(k) for k in keywords} - {None}
@@ -341,7 +349,7 @@ def _mini_dataset(buf: bytes, top: Seq[Element], explicit: bool, encodings: list
     for el in top:
         if el.tag in wanted and el.items is None:
             with contextlib.suppress(Exception):  # undecodable: absent, as on the pydicom path
-                mini.add(_decode(buf, el, explicit, encodings))
+                mini.add(_decode(buf, el, explicit, encodings, little))
     return mini
 
 
@@ -359,7 +367,7 @@ _DEFAULT_ENCODINGS: list[str] = []
 
 
 def _identity(buf: bytes, top: Seq[Element], explicit: bool, encodings: list[str],
-              plain: bool) -> dict[str, str]:
+              plain: bool, little: bool = True) -> dict[str, str]:
     """The identity attributes as ``str(value).strip()`` of pydicom's decoded value (PS3.5 6.2:
     trailing NUL and spaces are padding), read directly from the bytes when the value is one
     printable ASCII value in its dictionary VR; pydicom decodes anything else. Undecodable values
@@ -376,7 +384,8 @@ def _identity(buf: bytes, top: Seq[Element], explicit: bool, encodings: list[str
             out[keyword] = data.decode("ascii").rstrip("\x00 ").strip()
             continue
         with contextlib.suppress(Exception):  # undecodable: absent, as on the pydicom path
-            out[keyword] = str(_decode(buf, el, explicit, encodings).value or "").strip()
+            out[keyword] = str(_decode(buf, el, explicit, encodings, little).value or
+                               "").strip()
     return out
 
 
@@ -447,21 +456,22 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
     from radguard.dicomio.vr import transfer_syntax
 
     ts = transfer_syntax(ts_uid)
-    if not ts.known or not ts.little or ts.deflated:
+    if not ts.known or ts.deflated or not (ts.little or ts.explicit):
         raise Fallback(f"transfer syntax {ts_uid or 'missing'}")
     bad = sorted({p.code for p in walked.problems} - HARMLESS_PROBLEMS)
     if bad or not walked.completed or walked.trailing_offset is not None:
         raise Fallback(f"the bounded walk reported {', '.join(bad) or 'trailing data'}")
     try:
         meta_elements, start = file_meta(buf)
-        top = data_set(buf, start, len(buf), explicit=ts.explicit)
+        top = data_set(buf, start, len(buf), explicit=ts.explicit, little=ts.little)
     except ElementError as exc:
         raise Fallback(f"element structure: {exc}") from exc
 
     plan = plan_for(options.options)
     pseudo = pseudonymizer_for(options)
     if any(el.tag == SPECIFIC_CHARACTER_SET for el in top):
-        charset_mini = _mini_dataset(buf, top, ts.explicit, [], ("SpecificCharacterSet",))
+        charset_mini = _mini_dataset(buf, top, ts.explicit, [], ("SpecificCharacterSet",),
+                                     ts.little)
         charset: Any = charset_mini.get("SpecificCharacterSet", "iso8859")
         known = charset_mini._character_set
     else:
@@ -471,7 +481,8 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
             _DEFAULT_ENCODINGS.extend([default] if isinstance(default, str) else default)
         known = _DEFAULT_ENCODINGS
     encodings = [known] if isinstance(known, str) else list(known)
-    ident = _identity(buf, top, ts.explicit, encodings, charset in _PLAIN_CHARSETS)
+    ident = _identity(buf, top, ts.explicit, encodings, charset in _PLAIN_CHARSETS,
+                      ts.little)
     if METHOD_CODE_SEQUENCE in {el.tag for el in top}:
         raise Fallback("an existing De-identification Method Code Sequence")
     patient_id, issuer = ident.get("PatientID", ""), ident.get("IssuerOfPatientID", "")
@@ -481,7 +492,7 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
     tokens: list[str] = []
     if options.options:
         tokens = identifier_tokens(_mini_dataset(buf, top, ts.explicit, encodings,
-                                                 unlisted_rules().identifier_keywords))
+                                                 unlisted_rules().identifier_keywords, ts.little))
     ctx = Context(
         options=options, plan=plan, rules=unlisted_rules(), pseudo=pseudo,
         scrubber=Scrubber(tokens),
@@ -490,13 +501,13 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
             Option.RETAIN_MODIFIED_DATES) else None,
         patient_id=patient_id, issuer=issuer,
     )
-    run = _Pass(buf, ts.explicit, ctx, charset, encodings)
+    run = _Pass(buf, ts.explicit, ctx, charset, encodings, ts.little)
     body, _ = run.run(top, "", False, "normal")
     pieces = dict(body)
     if ORIGINAL_ATTRIBUTES_SEQUENCE in pieces:
         raise Fallback("an Original Attributes Sequence the options keep")
     applied = options.option_list
-    key = (tuple(applied), plan.version, ts.explicit, str(charset))
+    key = (tuple(applied), plan.version, ts.explicit, ts.little, str(charset))
     marks = _MARKS.get(key)
     if marks is None:
         marks_ds = Dataset()

@@ -9,8 +9,9 @@ This module is not a second door for untrusted bytes: walk the file with the bou
 (its limits on depth, element count and lengths apply) and call this only when the walk completed
 without problems. It still trusts nothing: any length that leaves its container, a missing
 delimiter or an unexpected tag raises :class:`ElementError`, and the caller falls back to a
-general path. Explicit and Implicit VR Little Endian only (Big Endian and Deflated data sets are
-not handled here).
+general path. Explicit and Implicit VR Little Endian and Explicit VR Big Endian (Deflated data
+sets are not handled here); the items of an Explicit VR ``UN`` of undefined length are read as
+Implicit VR Little Endian in every transfer syntax (PS3.5 6.2.2).
 
 VRs: in Explicit VR the two bytes of the header; in Implicit VR the data dictionary's (PS3.6), ``UN``
 for unknown and private tags, ``LO`` for private creators, ``UL`` for group lengths. An element with
@@ -21,7 +22,7 @@ undefined length holds Implicit VR Little Endian items (PS3.5 6.2.2), marked ``i
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from radguard.dicomio.vr import implicit_vr
 
@@ -37,6 +38,9 @@ MAX_DEPTH = 64
 _HDR = struct.Struct("<HH").unpack_from
 _U16 = struct.Struct("<H").unpack_from
 _U32 = struct.Struct("<I").unpack_from
+_LE = (_HDR, _U16, _U32)
+_BE = (struct.Struct(">HH").unpack_from, struct.Struct(">H").unpack_from,
+       struct.Struct(">I").unpack_from)
 _LONG = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"))
 _VR_TEXT = {vr.encode("ascii"): vr for vr in (
     "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL",
@@ -79,8 +83,9 @@ def _implicit(tag: int) -> str:
     return implicit_vr(tag).decode("ascii")
 
 
-def _fragments(buf: bytes, pos: int, end: int) -> int:
+def _fragments(buf: bytes, pos: int, end: int, fmt: tuple[Any, ...]) -> int:
     """Skip encapsulated pixel data items (PS3.5 A.4); return the offset after the delimiter."""
+    _HDR, _, _U32 = fmt
     while pos + 8 <= end:
         group, elem = _HDR(buf, pos)
         length = _U32(buf, pos + 4)[0]
@@ -94,7 +99,8 @@ def _fragments(buf: bytes, pos: int, end: int) -> int:
 
 
 def _items(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
-           undefined: bool) -> tuple[tuple[Item, ...], int]:
+           undefined: bool, fmt: tuple[Any, ...] = _LE) -> tuple[tuple[Item, ...], int]:
+    _HDR, _, _U32 = fmt
     if depth > MAX_DEPTH:
         raise ElementError("sequences nested too deeply")
     items: list[Item] = []
@@ -112,13 +118,14 @@ def _items(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
             raise ElementError("expected an item")
         start = pos + 8
         if length == UNDEFINED:
-            elements, stop, after = _elements(buf, start, end, explicit, depth, True)
+            elements, stop, after = _elements(buf, start, end, explicit, depth, True, fmt)
             items.append(Item(pos, start, stop, after, True, elements))
             pos = after
         else:
             if start + length > end:
                 raise ElementError("item past the end of its sequence")
-            elements, stop, after = _elements(buf, start, start + length, explicit, depth, False)
+            elements, stop, after = _elements(buf, start, start + length, explicit, depth,
+                                              False, fmt)
             items.append(Item(pos, start, stop, after, False, elements))
             pos = after
     if undefined:
@@ -127,8 +134,9 @@ def _items(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
 
 
 def _elements(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
-              undefined: bool) -> tuple[tuple[Element, ...], int, int]:
+              undefined: bool, fmt: tuple[Any, ...] = _LE) -> tuple[tuple[Element, ...], int, int]:
     """Elements from ``pos``; returns (elements, end of content, end after the delimiter)."""
+    _HDR, _U16, _U32 = fmt
     out: list[Element] = []
     vr_text = _VR_TEXT
     while pos < end:
@@ -160,11 +168,11 @@ def _elements(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
         implicit_items = False
         if length == UNDEFINED:
             if tag == PIXEL_DATA and depth == 0:
-                stop = _fragments(buf, vpos, end)
+                stop = _fragments(buf, vpos, end, fmt)
             elif vr in ("SQ", "UN") or not explicit:
                 implicit_items = explicit and vr == "UN"
                 items, stop = _items(buf, vpos, end, explicit and not implicit_items, depth + 1,
-                                     True)
+                                     True, _LE if implicit_items else fmt)
             else:
                 raise ElementError("undefined length on a value that is not a sequence")
         else:
@@ -172,7 +180,7 @@ def _elements(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
             if stop > end:
                 raise ElementError("value past the end of its container")
             if vr == "SQ":
-                items, _ = _items(buf, vpos, stop, explicit, depth + 1, False)
+                items, _ = _items(buf, vpos, stop, explicit, depth + 1, False, fmt)
         out.append(Element(tag, vr, pos, vpos, length, stop, items, implicit_items))
         pos = stop
     if undefined:
@@ -180,9 +188,13 @@ def _elements(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
     return tuple(out), pos, pos
 
 
-def data_set(buf: bytes, start: int, end: int, *, explicit: bool) -> tuple[Element, ...]:
-    """The elements of the data set in ``buf[start:end]`` (Little Endian; see the module doc)."""
-    elements, _, _ = _elements(buf, start, end, explicit, 0, False)
+def data_set(buf: bytes, start: int, end: int, *, explicit: bool,
+             little: bool = True) -> tuple[Element, ...]:
+    """The elements of the data set in ``buf[start:end]`` (see the module doc); ``little=False``
+    for Explicit VR Big Endian (PS3.5 7.3: tags, lengths and binary values byte-swapped)."""
+    if not little and not explicit:
+        raise ElementError("Implicit VR Big Endian does not exist (PS3.5 A.1)")
+    elements, _, _ = _elements(buf, start, end, explicit, 0, False, _LE if little else _BE)
     return elements
 
 
