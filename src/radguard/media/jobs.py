@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["audit_scan", "record_medium_scan", "run_scan"]
 
-STUDIES_PER_MESSAGE = 50
+STUDIES_PER_MESSAGE = 32  # about 27 KB per message: under the 32,768 octets every receiver takes
 _OUTCOME = {Verdict.CLEAN: Outcome.SUCCESS, Verdict.SUSPICIOUS: Outcome.MINOR_FAILURE,
             Verdict.DANGEROUS: Outcome.SERIOUS_FAILURE}
 
@@ -72,13 +72,12 @@ def audit_scan(emitter: AuditEmitter, report: MediumReport, settings: Settings) 
                for i in range(0, len(studies), STUDIES_PER_MESSAGE)] or [[]]
     messages = []
     for n, batch in enumerate(batches, start=1):
-        in_batch = set(batch)
         batch_patients = sorted({p for study in batch for p in by_study.get(study, ())}) \
             if batch else patients
         messages.append(builders.data_import(
             user=settings.operator_name, station=settings.station_name, media_id=report.path,
             patient_ids=batch_patients[:STUDIES_PER_MESSAGE], study_uids=batch,
-            sop_classes={k: v for k, v in sop_classes.items() if k in in_batch},
+            sop_classes={k: sop_classes[k] for k in batch if k in sop_classes},
             site=settings.site or None, outcome=_OUTCOME[report.verdict],
             description=description + (f" [part {n} of {len(batches)}]" if len(batches) > 1 else ""),
         ))

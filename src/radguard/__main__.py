@@ -1,0 +1,5 @@
+"""``python -m radguard``."""
+
+from radguard.cli import main
+
+main()

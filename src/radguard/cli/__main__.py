@@ -1,0 +1,5 @@
+"""``python -m radguard.cli``."""
+
+from radguard.cli import main
+
+main()
