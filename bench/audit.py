@@ -170,13 +170,15 @@ def run_ingest(target: str, rates: list[int], seconds: float, frames: list[bytes
     return rows
 
 
-def bench_radguard(rates: list[int], seconds: float, frames: list[bytes]) -> list[dict]:
+def bench_radguard(rates: list[int], seconds: float, frames: list[bytes],
+                   workers: int = 2) -> list[dict]:
     home = Path(tempfile.mkdtemp(prefix="rg-audit-bench-", dir=OUT))
     port = free_port()
     env = {**os.environ, "RADGUARD_HOME": str(home)}
     proc = subprocess.Popen([sys.executable, "-c", "from radguard.cli import main; main()",
                              "audit", "serve", "--tcp",
-                             f"127.0.0.1:{port}", "--batch-size", "5000"], env=env,
+                             f"127.0.0.1:{port}", "--batch-size", "5000",
+                             "--parse-workers", str(workers)], env=env,
                             stderr=(home / "serve.err").open("wb"), cwd=ROOT)
     try:
         wait_port(port)
@@ -298,6 +300,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0, help="per rate")
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--parse-workers", type=int, default=2)
     ap.add_argument("--skip", default="", help="comma list of ingest,rsyslog,search")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -310,7 +313,7 @@ def main() -> None:
           f"{statistics.mean(map(len, frames)):.0f} octets", flush=True)
     result: dict[str, object] = {"when": datetime.now(UTC).isoformat()}
     if "ingest" not in skip:
-        result["radguard"] = bench_radguard(rates, args.seconds, frames)
+        result["radguard"] = bench_radguard(rates, args.seconds, frames, args.parse_workers)
     if "rsyslog" not in skip:
         result["rsyslog"] = bench_rsyslog(rates, args.seconds, frames)
     if "search" not in skip:

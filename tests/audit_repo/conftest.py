@@ -73,8 +73,8 @@ def live_repo(store: Store, tmp_path: Path) -> Iterator[Callable[..., LiveReposi
         cert, key, client_ca = tls if tls else (None, None, None)
         cfg = ServeConfig(udp=("127.0.0.1", 0), tcp=("127.0.0.1", 0),
                           tls=("127.0.0.1", 0) if tls else None, cert=cert, key=key,
-                          client_ca=client_ca, parse_workers=0, queue_size=queue_size,
-                          station="test-repository", **config)
+                          client_ca=client_ca, queue_size=queue_size,
+                          station="test-repository", **{"parse_workers": 0, **config})
         alert_log = tmp_path / "alerts.log"
         service = RepositoryService(store, cfg, Detector(builtin_pack(), context),
                                     AlertSink(store, alert_log))

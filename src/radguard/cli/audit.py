@@ -6,32 +6,14 @@ Exit codes: 0 ok; 1 findings (verify: chain broken; rules test: the rule fired);
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from radguard.audit import AuditEmitter, builders
-from radguard.audit.repository import (
-    DEFAULT_PORTS,
-    Detector,
-    RepositoryService,
-    SearchQuery,
-    ServeConfig,
-    list_alerts,
-    read_stats,
-    search,
-    verify,
-)
-from radguard.audit.repository import setup as repo_setup
-from radguard.audit.repository.receivers import parse_hostport
-from radguard.audit.repository.replay import parse_all, replay, split_messages
 from radguard.cli.common import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -41,9 +23,15 @@ from radguard.cli.common import (
     out_console,
     write_output,
 )
-from radguard.config import Settings
 from radguard.errors import RadGuardError
-from radguard.store import Store
+
+if TYPE_CHECKING:
+    from radguard.audit.repository import RepositoryService
+    from radguard.config import Settings
+    from radguard.store import Store
+
+# The repository, the store (SQLAlchemy), lxml, YAML and Rich tables are imported inside the
+# commands that need them: ``radguard --help`` and every other command start without them.
 
 __all__ = ["app", "register"]
 
@@ -84,6 +72,8 @@ def _when(text: str | None) -> datetime | None:
 
 
 def _open(settings: Settings) -> Store:
+    from radguard.store import Store
+
     try:
         return Store.open(settings.db_url)
     except RadGuardError as exc:
@@ -92,6 +82,8 @@ def _open(settings: Settings) -> Store:
 
 def _audit_log_used(settings: Settings, store: Store, what: str) -> None:
     """Reading the audit trail is itself audited (PS3.15 A.5.3.2 Audit Log Used)."""
+    from radguard.audit import AuditEmitter, builders
+
     try:
         AuditEmitter.from_settings(settings).emit(builders.audit_log_used(
             user=settings.operator_name, station=settings.station_name,
@@ -116,8 +108,9 @@ def serve(
         "--client-ca", help="Require client certificates issued by this CA (PEM).")] = None,
     rules: Annotated[Path | None, typer.Option(help="Rule file replacing the built-in pack.")] = None,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Store only; no rules.")] = False,
-    parse_workers: Annotated[int, typer.Option(help="Processes parsing XML (0: a thread).")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Messages per transaction (at most).")] = 2000,
+    parse_workers: Annotated[int, typer.Option(help="Processes parsing and validating XML, in "
+                                               "chunks of 500 (0: a thread).")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Messages per transaction (at most).")] = 5000,
     queue_size: Annotated[int, typer.Option(help="Messages queued before TCP/TLS readers "
                                             "wait (back-pressure).")] = 50_000,
     max_message: Annotated[int, typer.Option(help="Largest message kept whole (octets).")
@@ -128,6 +121,13 @@ def serve(
     Without --udp/--tcp/--tls, the [audit] section of the config is used, else UDP and TCP on
     127.0.0.1:5514 (ports below 1024 need root; 6514 is the TLS default).
     """
+    import asyncio
+
+    from radguard.audit.repository import DEFAULT_PORTS, Detector, RepositoryService, ServeConfig
+    from radguard.audit.repository import setup as repo_setup
+    from radguard.audit.repository.receivers import parse_hostport
+    from radguard.store import Store
+
     settings = get_settings(ctx)
     section = repo_setup.audit_section(settings)
     given = {"udp": udp, "tcp": tcp, "tls": tls}
@@ -162,6 +162,11 @@ def serve(
 
 
 async def _serve(service: RepositoryService, settings: Settings) -> None:
+    import asyncio
+    import signal
+
+    from radguard.audit import AuditEmitter, builders
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -228,6 +233,10 @@ def search_cmd(
         fail(f"unknown format {fmt!r}: use table, json or jsonl")
     if on not in ("received", "event"):
         fail("--on must be received or event")
+    from rich.table import Table
+
+    from radguard.audit.repository import SearchQuery, search
+
     settings = get_settings(ctx)
     query = SearchQuery(since=_when(since), until=_when(until), on=on,
                         event_ids=tuple(event_id or ()), event_types=tuple(event_type or ()),
@@ -264,6 +273,8 @@ def verify_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="text | json")] = "text",
 ) -> None:
     """Prove the hash chain of stored records; name the first broken record (exit 1)."""
+    from radguard.audit.repository import verify
+
     settings = get_settings(ctx)
     with _open(settings) as store:
         try:
@@ -294,6 +305,10 @@ def alerts_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | json | jsonl")] = "table",
 ) -> None:
     """Alerts raised by the detection rules, newest first."""
+    from rich.table import Table
+
+    from radguard.audit.repository import list_alerts
+
     settings = get_settings(ctx)
     with _open(settings) as store:
         found = list_alerts(store, rule_id=rule, since=_when(since), limit=limit)
@@ -314,6 +329,10 @@ def stats_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
 ) -> None:
     """Counts received, stored, invalid, dropped and alerted, in total and per source."""
+    from rich.table import Table
+
+    from radguard.audit.repository import read_stats
+
     with _open(get_settings(ctx)) as store:
         stats = read_stats(store)
     if fmt == "json":
@@ -336,6 +355,10 @@ def rules_list(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
 ) -> None:
     """List the detection rules (id, severity, kind, description, controls)."""
+    from rich.table import Table
+
+    from radguard.audit.repository import setup as repo_setup
+
     try:
         pack = repo_setup.rule_pack(get_settings(ctx), rules)
     except RadGuardError as exc:
@@ -364,6 +387,11 @@ def rules_test(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
 ) -> None:
     """Replay FILE through RULE; exit 1 if it fires, 0 if it stays quiet. Stores nothing."""
+    from radguard.audit.repository import Detector
+    from radguard.audit.repository import setup as repo_setup
+    from radguard.audit.repository.replay import parse_all, replay, split_messages
+    from radguard.store import Store
+
     settings = get_settings(ctx)
     try:
         pack = repo_setup.rule_pack(settings, rules)

@@ -13,10 +13,9 @@ health numbers agree with the records.
 
 from __future__ import annotations
 
-import dataclasses
-import operator
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import Table, insert, select, text, update
@@ -49,23 +48,44 @@ def add_counters(session: Session, deltas: Mapping[tuple[str, str], int]) -> Non
 class Prepared(NamedTuple):
     """A parsed message made ready for the writer by a parse worker (:func:`prepare`).
 
-    ``fields`` are the :class:`ParsedMessage` constructor arguments in order (a plain tuple
-    pickles far faster than the frozen dataclass); ``row`` the SQLite column values of
-    :data:`_COLUMNS` between ``id`` and ``hash``; ``tail`` the id-independent part of the hash
-    input (:func:`.chain.hash_tail`); ``terms`` the distinct ``(kind, value)`` search keys.
+    Plain strings, numbers and tuples only (they pickle several times faster than the frozen
+    dataclass, its enum and its tz-aware datetimes): ``row`` holds the SQLite column values of
+    :data:`_COLUMNS` between ``id`` and ``hash`` (times as SQLite text, validity as text);
+    ``tail`` the id-independent part of the hash input (:func:`.chain.hash_tail`); ``extra`` the
+    remaining :class:`ParsedMessage` fields, and the uncut header values when a column cut them.
+    :meth:`message` rebuilds the exact :class:`ParsedMessage`.
     """
 
-    fields: tuple[Any, ...]
     row: tuple[Any, ...]
     tail: bytes
-    terms: tuple[tuple[str, str], ...]
+    extra: tuple[Any, ...]
 
     def message(self) -> ParsedMessage:
-        return ParsedMessage(*self.fields)
+        row, extra = self.row, self.extra
+        peer, hostname, app_name, msgid, event_id = extra[10] or (
+            row[2], row[3], row[4], row[5], row[8])
+        return ParsedMessage(
+            row[13], _from_sqlite(row[0]) or _EPOCH, row[1], peer, _VALIDITY[row[11]], row[12],
+            hostname, app_name, msgid, _from_sqlite(row[6]), row[7], event_id, row[9], row[10],
+            *extra[:10])
+
+    @property
+    def terms(self) -> dict[tuple[str, str], None]:
+        """The distinct ``(kind, value)`` search keys (user, node, patient, study, type)."""
+        e = self.extra
+        return dict.fromkeys([*(("user", v) for v in e[2]), *(("node", v) for v in e[5]),
+                              *(("patient", v) for v in e[6]), *(("study", v) for v in e[7]),
+                              *(("type", v) for v in e[1])])
 
 
-_MESSAGE_FIELDS = tuple(f.name for f in dataclasses.fields(ParsedMessage))
-_message_tuple = operator.attrgetter(*_MESSAGE_FIELDS)
+_VALIDITY = {str(v): v for v in Validity}
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+@lru_cache(maxsize=4096)
+def _from_sqlite(text: str | None) -> datetime | None:
+    """Back from :func:`_sqlite_time` (cached: the messages of one read share their arrival)."""
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def record_values(m: ParsedMessage) -> tuple[Any, ...]:
@@ -80,8 +100,12 @@ def prepare(m: ParsedMessage) -> Prepared:
     (runs in the parse workers)."""
     values = record_values(m)
     row = (_sqlite_time(values[0]), *values[1:6], _sqlite_time(values[6]), *values[7:], m.raw)
-    return Prepared(_message_tuple(m), row, hash_tail(values, m.raw),
-                    tuple(dict.fromkeys(m.terms)))
+    uncut = (m.peer, m.hostname, m.app_name, m.msgid, m.event_id)
+    cut = (values[2], values[3], values[4], values[5], values[8])
+    return Prepared(row, hash_tail(values, m.raw), (
+        m.description, m.type_codes, m.users, m.requestors, m.requestor_nodes, m.nodes,
+        m.patients, m.studies, m.destinations, m.media_destination,
+        None if uncut == cut else uncut))
 
 
 class RecordWriter:
@@ -134,6 +158,8 @@ class RecordWriter:
             ids = list(range(first, last_id + 1))
             if self.store.dialect == "sqlite":
                 connection = session.connection()
+                for pragma in _PRAGMAS:
+                    connection.exec_driver_sql(pragma)
                 if batch:
                     connection.exec_driver_sql(_INSERT_RECORDS, [
                         (rid, *p.row, h) for rid, p, h in zip(ids, batch, hashes, strict=True)])
@@ -156,6 +182,12 @@ class RecordWriter:
         return ids
 
 
+#: Writer connection settings (SQLite, on top of the store's WAL + synchronous=NORMAL): a 64 MiB
+#: page cache keeps the six record indexes and the term index hot as the table grows, and a WAL
+#: checkpoint every ~40 MB instead of ~4 MB writes pages back less often. Neither changes
+#: durability (each committed transaction is in the WAL either way). Measured: -13% writer CPU
+#: per message at 80k-240k records (bench/results/audit.md).
+_PRAGMAS: tuple[str, ...] = ("PRAGMA cache_size = -65536", "PRAGMA wal_autocheckpoint = 10000")
 _READABLE_OK = frozenset({str(Validity.VALID), str(Validity.RFC3881)})
 _COLUMNS = (*FIELDS, "raw", "hash")
 _INSERT_RECORDS = "INSERT INTO audit_records ({}) VALUES ({})".format(  # noqa: S608

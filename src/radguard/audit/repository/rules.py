@@ -150,9 +150,27 @@ def _as_set(value: Any) -> frozenset[str]:
     return frozenset(str(v) for v in value or ())
 
 
+_RESOLVED: dict[tuple[int, int, str], tuple[Rule, Context, frozenset[str]]] = {}
+
+
+def _resolved(rule: Rule, ctx: Context, name: str) -> frozenset[str]:
+    """``rule.param(name)`` as a set, resolved once per (rule, context) instead of per message
+    (both are immutable; the entry keeps them alive so their ids stay theirs)."""
+    key = (id(rule), id(ctx), name)
+    hit = _RESOLVED.get(key)
+    if hit is None or hit[0] is not rule or hit[1] is not ctx:
+        if len(_RESOLVED) > 256:
+            _RESOLVED.clear()
+        values = _as_set(rule.param(name, ctx, ()))
+        if name == "known":
+            values = ctx.inventory | {k.lower() for k in values}
+        hit = _RESOLVED[key] = (rule, ctx, values)
+    return hit[2]
+
+
 def unknown_destinations(msg: ParsedMessage, ctx: Context, rule: Rule) -> tuple[str, ...]:
     """Destinations of ``msg`` matching nothing in the inventory or the rule's ``known`` list."""
-    known = ctx.inventory | {k.lower() for k in _as_set(rule.param("known", ctx, ()))}
+    known = _resolved(rule, ctx, "known")
     dests = [d for d in msg.destinations if d]
     if not dests or any(d.lower() in known for d in dests):
         return ()
@@ -161,8 +179,10 @@ def unknown_destinations(msg: ParsedMessage, ctx: Context, rule: Rule) -> tuple[
 
 def honeytokens(msg: ParsedMessage, ctx: Context, rule: Rule) -> tuple[str, ...]:
     """Patients and studies of ``msg`` that are honeytokens."""
-    patients = _as_set(rule.param("patients", ctx, ()))
-    studies = _as_set(rule.param("studies", ctx, ()))
+    patients = _resolved(rule, ctx, "patients")
+    studies = _resolved(rule, ctx, "studies")
+    if not (patients or studies):
+        return ()
     return tuple(p for p in msg.patients if p in patients) + tuple(
         s for s in msg.studies if s in studies)
 
@@ -201,6 +221,9 @@ def _condition(rule_id: str, key: str, value: Any) -> Matcher:
         if not isinstance(value, list) or not value:
             raise RuleError("match.any must be a non-empty list", subject=rule_id)
         subs = [_compile(rule_id, v) for v in value]
+        if len(subs) == 2:
+            first, second = subs
+            return (lambda m, c, r: first(m, c, r) or second(m, c, r))
         return (lambda m, c, r: any(t(m, c, r) for t in subs))
     else:
         raise RuleError(f"unknown match condition {key!r}", subject=rule_id,
@@ -211,6 +234,17 @@ def _compile(rule_id: str, spec: Any) -> Matcher:
     if not isinstance(spec, Mapping):
         raise RuleError("match must be a mapping of conditions", subject=rule_id)
     tests = [_condition(rule_id, key, value) for key, value in spec.items()]
+    return _all(tests)
+
+
+def _all(tests: list[Matcher]) -> Matcher:
+    """All of ``tests``, in order, short-circuiting (one or two without a generator: this runs
+    for every rule on every received message)."""
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        a, b = tests
+        return lambda m, c, r: a(m, c, r) and b(m, c, r)
     return lambda m, c, r: all(t(m, c, r) for t in tests)
 
 

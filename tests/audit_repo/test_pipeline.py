@@ -1,0 +1,78 @@
+"""The fast ingest path of ``audit serve``: chunks parsed in worker processes, prepared rows and
+hash tails computed there, the chain continued by the writer. Nothing may change what is stored:
+the same records, in arrival order, with the same validity, fields and chain as the slow path."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from tests.audit_repo.conftest import LiveRepository
+from tests.audit_repo.messages import (
+    BILLION_LAUGHS,
+    MALFORMED,
+    every_a53_message,
+    rfc3881_form,
+    syslog,
+)
+
+from radguard.audit.repository import parse_message, verify
+from radguard.audit.repository.chain import FIELDS, GENESIS, record_hash
+from radguard.audit.repository.records import prepare, record_values
+from radguard.audit.syslog import octet_counted
+from radguard.store.models_audit import AuditRecord
+
+NOW = datetime(2025, 11, 28, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def _samples() -> list[bytes]:
+    msgs = every_a53_message()
+    out = [syslog(m) for m in msgs.values()]
+    out += [syslog(rfc3881_form(m)) for m in list(msgs.values())[:3]]
+    out += [syslog(MALFORMED), syslog(BILLION_LAUGHS), b"plain text, no XML at all",
+            syslog(b"<AuditMessage><EventIdentification/></AuditMessage>")]
+    long_host = b"<85>1 2025-11-28T10:00:00Z " + b"h" * 300 + b" app - DICOM+RFC3881 - "
+    out.append(long_host + rfc3881_form(next(iter(msgs.values()))))
+    return out
+
+
+def test_prepared_messages_rebuild_exactly_and_hash_as_the_chain_defines() -> None:
+    for raw in _samples():
+        m = parse_message(raw, transport="tcp", peer="10.0.0.9", received_at=NOW)
+        p = prepare(m)
+        assert p.message() == m  # the detector sees what the slow path saw
+        assert list(p.terms) == list(dict.fromkeys(m.terms))
+        # the split hash (tail in the worker, id + previous in the writer) is the chain's hash
+        values = (41, *record_values(m))
+        text = [b"\x00" if v is None else (v.isoformat(timespec="microseconds").encode()
+                                         if isinstance(v, datetime) else str(v).encode())
+                for v in values]
+        expected = hashlib.sha256(GENESIS.encode() + b"\x1f".join(text) + b"\x1f"
+                                  + hashlib.sha256(raw).digest()).hexdigest()
+        assert record_hash(GENESIS, values, raw) == expected
+        assert len(values) == len(FIELDS)
+
+
+def test_two_parse_processes_store_every_message_in_order_under_back_pressure(
+        live_repo: Callable[..., LiveRepository]) -> None:
+    # A queue of 100 and 2 spawn workers: the sender is held back, chunks overtake each other
+    # on the workers, and the writer must still append them in arrival order.
+    repo = live_repo(parse_workers=2, queue_size=100, batch_size=700)
+    samples = _samples()
+    sent = [samples[i % len(samples)] for i in range(2400)]
+    with socket.create_connection(("127.0.0.1", repo.port("tcp"))) as sock:
+        sock.sendall(b"".join(octet_counted(m) for m in sent))
+    assert repo.wait_stored(len(sent), timeout=60) == len(sent)
+    with repo.store.read_session() as s:
+        rows = s.execute(select(AuditRecord.raw, AuditRecord.validity)
+                         .order_by(AuditRecord.id)).all()
+    assert [r.raw for r in rows] == sent
+    expected = [str(parse_message(m, transport="tcp", peer="x", received_at=NOW).validity)
+                for m in sent]
+    assert [r.validity for r in rows] == expected
+    assert {"valid", "rfc3881", "not-xml", "refused", "invalid"} <= set(expected)
+    report = verify(repo.store)
+    assert report.ok and report.checked == len(sent)
