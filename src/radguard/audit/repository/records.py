@@ -186,7 +186,7 @@ class RecordWriter:
 #: page cache keeps the six record indexes and the term index hot as the table grows, and a WAL
 #: checkpoint every ~40 MB instead of ~4 MB writes pages back less often. Neither changes
 #: durability (each committed transaction is in the WAL either way). Measured: -13% writer CPU
-#: per message at 80k-240k records (bench/results/audit.md).
+#: per message at 80k-240k records, one run each (bench/results/audit.md).
 _PRAGMAS: tuple[str, ...] = ("PRAGMA cache_size = -65536", "PRAGMA wal_autocheckpoint = 10000")
 _READABLE_OK = frozenset({str(Validity.VALID), str(Validity.RFC3881)})
 _COLUMNS = (*FIELDS, "raw", "hash")
