@@ -89,6 +89,24 @@ def test_rsyslog_forwards_over_plain_tcp(live_repo: Callable[..., LiveRepository
     assert len(hosts) == 1 and None not in hosts
 
 
+def test_tls_client_with_certificate_delivers_every_message(
+        live_repo: Callable[..., LiveRepository], pki: Pki) -> None:
+    """RFC 5425: octet-counted messages over TLS with a client certificate, one > 32,768 octets."""
+    repo = live_repo(tls=(pki.server_cert, pki.server_key, pki.ca))
+    msgs = [*every_a53_message().values()]
+    frames = [octet_counted(syslog(m)) for m in msgs]
+    frames.append(octet_counted(b"<85>1 - station radguard - DICOM+RFC3881 - " + one_line(big_message())))
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    ctx.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    with socket.create_connection(("127.0.0.1", repo.port("tls")), timeout=30) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(b"".join(frames))
+    assert repo.wait_stored(len(frames), timeout=60) == len(frames)
+    records = search(repo.store, SearchQuery(limit=100))
+    assert {r.transport for r in records} == {"tls"}
+    assert {r.validity for r in records} == {"valid"}
+
+
 def test_tls_client_without_certificate_is_refused_and_audited(
         live_repo: Callable[..., LiveRepository], pki: Pki) -> None:
     repo = live_repo(tls=(pki.server_cert, pki.server_key, pki.ca))

@@ -22,6 +22,7 @@ import contextlib
 import socket
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -167,6 +168,52 @@ async def _stream(inlet: Inlet, transport: str, max_message: int,
             await writer.wait_closed()
 
 
+class _TlsAccept(asyncio.Protocol):
+    """Accepts a TLS connection (RFC 5425) without reading a byte before the handshake.
+
+    ``asyncio.start_server`` starts reading at once, so a ClientHello that arrives before the
+    handler calls ``start_tls`` is left in the plaintext buffer and the handshake hangs. Here
+    reading is paused in ``connection_made`` and the handshake is done with ``loop.start_tls``;
+    a failed handshake is reported to the inlet (Security Alert), a good one handed to ``serve``.
+    """
+
+    def __init__(self, context: ssl.SSLContext, inlet: Inlet,
+                 serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]):
+        self.context = context
+        self.inlet = inlet
+        self.serve = serve
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()
+        self.task = asyncio.get_running_loop().create_task(self._upgrade(transport))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        return None
+
+    async def _upgrade(self, transport: asyncio.Transport) -> None:
+        loop = asyncio.get_running_loop()
+        info = transport.get_extra_info("peername")
+        peer = str(info[0]) if isinstance(info, tuple) else "unknown"
+        reader = asyncio.StreamReader(limit=_READ, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            tls_transport = await loop.start_tls(
+                transport, protocol, self.context, server_side=True,
+                ssl_handshake_timeout=_HANDSHAKE_TIMEOUT)
+        except (ssl.SSLError, OSError, TimeoutError, ConnectionError) as exc:
+            self.inlet.tls_failure(peer, f"{type(exc).__name__}: {exc}"[:300])
+            transport.abort()
+            return
+        if tls_transport is None:  # the peer went away during the handshake
+            self.inlet.tls_failure(peer, "connection closed during the handshake")
+            return
+        protocol.connection_made(tls_transport)
+        writer = asyncio.StreamWriter(tls_transport, protocol, reader, loop)
+        await self.serve(reader, writer)
+
+
 class _Datagrams(asyncio.DatagramProtocol):
     def __init__(self, inlet: Inlet, max_message: int) -> None:
         self.inlet = inlet
@@ -208,6 +255,18 @@ async def start_listener(transport: str, host: str, port: int, inlet: Inlet, *,
             raise ReceiverError("a TLS listener needs --cert and --key", subject=f"{host}:{port}")
         listener = Listener(transport, host, port)
 
+        async def handle_tls(r: asyncio.StreamReader, w: asyncio.StreamWriter,
+                             inner: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                             Awaitable[None]]) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                listener.connections.add(task)
+            try:
+                await inner(r, w)
+            finally:
+                if task is not None:
+                    listener.connections.discard(task)
+
         async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             task = asyncio.current_task()
             if task is not None:
@@ -219,8 +278,19 @@ async def start_listener(transport: str, host: str, port: int, inlet: Inlet, *,
                 if task is not None:
                     listener.connections.discard(task)
 
-        server = await asyncio.start_server(handle, host, port, limit=_READ,
-                                            reuse_address=True)
+        if transport == "tls" and tls is not None:
+            ctx = tls
+
+            async def plain(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                await _stream(inlet, transport, max_message, None, r, w)
+                return None
+
+            server = await loop.create_server(
+                lambda: _TlsAccept(ctx, inlet, lambda r, w: handle_tls(r, w, plain)),
+                host, port, reuse_address=True)
+        else:
+            server = await asyncio.start_server(handle, host, port, limit=_READ,
+                                                reuse_address=True)
         listener.server = server
         listener.port = int(server.sockets[0].getsockname()[1])
         return listener
