@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.peers import free_port, peer_env, wait_port
+from tests.support.peers import free_port, peer_env, stop_process, wait_port
 
 DCMTK_BIN = Path("/usr/bin")
 
@@ -33,13 +33,7 @@ class Proc:
     port: int
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def start(binary: str, args: Sequence[str], folder: Path, *, port: int | None = None,

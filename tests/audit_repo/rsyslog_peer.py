@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.peers import require
+from tests.support.peers import require, stop_process
 
 TEMPLATE = ('template(name="atna" type="string" '
             'string="<85>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME% rsyslog - DICOM+RFC3881 - '
@@ -24,13 +24,7 @@ class Rsyslog:
     folder: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def start_rsyslog(folder: Path, source: Path, port: int, *, tls: dict[str, Path] | None = None,

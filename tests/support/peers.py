@@ -26,6 +26,17 @@ DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 LOOPBACK = "127.0.0.1"
 
 
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a peer process, then kill it if it does not exit within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -93,13 +104,7 @@ class OrthancPeer:
         return r.json() if r.content else None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def start_orthanc(folder: Path, *, aet: str = "ORTHANC", dicomweb: bool = True,
@@ -155,13 +160,7 @@ class DcmtkPeer:
     folder: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def start_storescp(folder: Path, *, aet: str = "STORESCP", extra: Sequence[str] = (),

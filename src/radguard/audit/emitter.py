@@ -142,18 +142,7 @@ class AuditEmitter:
         AuditError
             The local journal or spool cannot be written (disk full, permissions).
         """
-        xml = message.to_xml()
-        validate(xml)
-        self._append_journal(xml)
-        if self.repository is not None:
-            try:
-                self.repository.append(xml)
-            except RadGuardError as exc:
-                log.warning("local audit repository refused a message (%s); it is in the "
-                            "journal", exc.message)
-        if self.sender is not None:
-            self._spool(xml)
-            self.flush()
+        self.emit_many([message])
 
     def emit_many(self, messages: Sequence[AuditMessage]) -> None:
         """Like :meth:`emit` for several messages, with one journal write and one fsync.
