@@ -47,6 +47,7 @@ def _rewrite_dicomdir(medium: Path, edit) -> None:  # type: ignore[no-untyped-de
     ds.save_as(medium / "DICOMDIR", enforce_file_format=True)
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR CS")  # the hostile value is the point
 def test_dicomdir_reference_that_escapes_is_reported(tmp_path: Path) -> None:
     medium = _pdi(tmp_path)
 
