@@ -10,29 +10,31 @@ offset; the walk itself never raises for bad input.
 from __future__ import annotations
 
 import struct
-import tempfile
 import time
-import zlib
-from dataclasses import dataclass, field
-from typing import IO
 
+from radguard.dicomio._common import (
+    ENCAPSULATED_DOCUMENT,
+    HEAD,
+    ITEM,
+    ITEM_DELIM,
+    MAX_COLLECTED_VALUE,
+    MAX_REFS,
+    PIXEL_DATA,
+    SEQ_DELIM,
+    TRAILING_PADDING,
+    UNDEFINED,
+    Stop,
+    WalkState,
+    decode_value,
+)
+from radguard.dicomio.inflate import inflate
 from radguard.dicomio.limits import ReadLimits
+from radguard.dicomio.meta import read_meta, sniff_raw
 from radguard.dicomio.result import PixelInfo, Problem, ValueRef, WalkResult
 from radguard.dicomio.source import ByteSource, MemorySource, StreamSource
-from radguard.dicomio.vr import LONG_LENGTH_VRS, TEXT_VRS, VALID_VRS, implicit_vr, transfer_syntax
+from radguard.dicomio.vr import LONG_LENGTH_VRS, VALID_VRS, implicit_vr, transfer_syntax
 
 __all__ = ["COLLECTED_TAGS", "walk"]
-
-UNDEFINED = 0xFFFFFFFF
-ITEM = 0xFFFEE000
-ITEM_DELIM = 0xFFFEE00D
-SEQ_DELIM = 0xFFFEE0DD
-PIXEL_DATA = 0x7FE00010
-ENCAPSULATED_DOCUMENT = 0x00420011
-TRAILING_PADDING = 0xFFFCFFFC
-HEAD = 64
-MAX_REFS = 4096
-MAX_COLLECTED_VALUE = 4096
 
 COLLECTED_TAGS = frozenset(
     {
@@ -73,40 +75,10 @@ _REF_VRS = frozenset((b"UN", b"OB", b"OW", b"OD", b"OF", b"OL", b"OV"))
 _SPECIAL_TAGS = frozenset((PIXEL_DATA, ENCAPSULATED_DOCUMENT, TRAILING_PADDING))
 
 
-class _Stop(Exception):
-    """Internal: the walk cannot go on (limit or structural error already recorded)."""
-
-
-@dataclass
-class _State:
-    limits: ReadLimits
-    deadline: float
-    elements: int = 0
-    max_depth: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    refs: list[ValueRef] = field(default_factory=list)
-    values: dict[int, str] = field(default_factory=dict)
-    pixel: PixelInfo | None = None
-    inflated: bool = False
-
-
-def _decode(vr: bytes, raw: bytes, little: bool) -> str:
-    if vr in TEXT_VRS:
-        return raw.decode("latin-1").rstrip("\x00 ").strip()
-    fmt = "<" if little else ">"
-    if vr == b"US" and len(raw) >= 2:
-        return str(struct.unpack(fmt + "H", raw[:2])[0])
-    if vr == b"UL" and len(raw) >= 4:
-        return str(struct.unpack(fmt + "I", raw[:4])[0])
-    if vr == b"SS" and len(raw) >= 2:
-        return str(struct.unpack(fmt + "h", raw[:2])[0])
-    return raw.hex()
-
-
 class _Walker:
     """Walks one data set encoding; one instance per (source, encoding)."""
 
-    def __init__(self, src: ByteSource, state: _State, *, explicit: bool, little: bool, end: int):
+    def __init__(self, src: ByteSource, state: WalkState, *, explicit: bool, little: bool, end: int):
         self.src = src
         self.st = state
         self.explicit = explicit
@@ -132,11 +104,11 @@ class _Walker:
         if st.elements > st.limits.max_elements:
             self._problem("limit-exceeded", f"more than {st.limits.max_elements} data elements "
                           "(element bomb)", offset, limit="max_elements")
-            raise _Stop
+            raise Stop
         if st.elements & 0x3FF == 0 and time.monotonic() > st.deadline:
             self._problem("limit-exceeded", f"walking took longer than {st.limits.max_seconds} s",
                           offset, limit="max_seconds")
-            raise _Stop
+            raise Stop
 
     # -- data sets ----------------------------------------------------------------------------
     def dataset(self, pos: int, end: int, depth: int, *, top: bool, undefined: bool) -> int:
@@ -151,7 +123,7 @@ class _Walker:
         if depth > st.limits.max_depth:
             self._problem("limit-exceeded", f"sequences nested deeper than {st.limits.max_depth} "
                           "levels (nesting bomb)", pos, limit="max_depth")
-            raise _Stop
+            raise Stop
         last_tag = -1
         last_value = (0, 0)
         group_end: tuple[int, int, int] | None = None  # (group, declared end, offset of length)
@@ -173,7 +145,7 @@ class _Walker:
                 if top:
                     return pos  # leftovers become trailing data
                 self._problem("truncated", "element header cut short by the end of the item", pos)
-                raise _Stop
+                raise Stop
             if fast is not None:
                 # Explicit VR in memory: group, element, VR and short length in one unpack.
                 group, elem, vr, length = fast(mem, pos)
@@ -189,7 +161,7 @@ class _Walker:
                             return pos
                         self._problem("invalid-vr", "element with an invalid value representation "
                                       "inside a sequence item", pos)
-                        raise _Stop
+                        raise Stop
                 else:
                     vr = b""
                     length = u32_unpack(mem, pos + 4)[0]
@@ -211,7 +183,7 @@ class _Walker:
                         return pos
                     self._problem("invalid-vr", "element with an invalid value representation "
                                   "inside a sequence item", pos)
-                    raise _Stop
+                    raise Stop
                 if vr in LONG_LENGTH_VRS:
                     length = u32_unpack(raw, 8)[0] if len(raw) >= 12 else -1
                     vpos = pos + 12
@@ -223,12 +195,12 @@ class _Walker:
                     if undefined:
                         return vpos
                     self._problem("malformed", "item delimiter outside an undefined-length item", pos)
-                    raise _Stop
+                    raise Stop
                 if top:
                     return pos
                 self._problem("malformed", f"unexpected delimiter ({group:04X},{elem:04X}) in a data "
                               "set", pos)
-                raise _Stop
+                raise Stop
             if tag <= last_tag:
                 if top and group < 0x0008 and last_tag >> 16 >= 0x0008:
                     return pos  # something that looks like a new data set: trailing data
@@ -254,11 +226,11 @@ class _Walker:
                 self._problem(code, f"({group:04X},{elem:04X}) claims {length} bytes, "
                               f"past the {where} ({max(0, end - vpos)} bytes remain)", pos,
                               tag=f"{tag:08X}", length=length)
-                raise _Stop
+                raise Stop
             if length > max_value_length:
                 self._problem("limit-exceeded", f"value of {length} bytes exceeds the value length "
                               "limit", pos, limit="max_value_length")
-                raise _Stop
+                raise Stop
             if vr == b"SQ" or (vr == b"UN" and not explicit and length and self._looks_like_item(vpos)):
                 self._items(vpos, vpos + length, depth + 1, undefined=False)
             elif group & 1 or vr in _REF_VRS or tag in _SPECIAL_TAGS or (top and tag in COLLECTED_TAGS):
@@ -312,7 +284,7 @@ class _Walker:
             st.pixel = PixelInfo(offset=vpos, length=length)
             return
         if top and tag in COLLECTED_TAGS and length <= MAX_COLLECTED_VALUE:
-            st.values[tag] = _decode(vr, self.src.read_at(vpos, length), self.little)
+            st.values[tag] = decode_value(vr, self.src.read_at(vpos, length), self.little)
         group = tag >> 16
         interesting = (
             (group & 1 and (tag & 0xFFFF) >= 0x1000)
@@ -334,7 +306,7 @@ class _Walker:
             return self._items(vpos, end, depth + 1, undefined=True)
         self._problem("malformed", f"undefined length on ({tag >> 16:04X},{tag & 0xFFFF:04X}) with VR "
                       f"{vr.decode('ascii', 'replace')}", pos)
-        raise _Stop
+        raise Stop
 
     def _items(self, pos: int, end: int, depth: int, *, undefined: bool) -> int:
         """Walk the items of a sequence (PS3.5 7.5); return the offset after the sequence."""
@@ -342,12 +314,12 @@ class _Walker:
         if depth > st.limits.max_depth:
             self._problem("limit-exceeded", f"sequences nested deeper than {st.limits.max_depth} "
                           "levels (nesting bomb)", pos, limit="max_depth")
-            raise _Stop
+            raise Stop
         while pos < end:
             raw = self.src.read_at(pos, 8)
             if len(raw) < 8:
                 self._problem("truncated", "sequence cut short by the end of the file", pos)
-                raise _Stop
+                raise Stop
             group, elem = self.hdr.unpack_from(raw, 0)
             length = self.u32.unpack_from(raw, 4)[0]
             tag = (group << 16) | elem
@@ -359,7 +331,7 @@ class _Walker:
             if tag != ITEM:
                 self._problem("malformed", f"expected an item tag (FFFE,E000), found "
                               f"({group:04X},{elem:04X})", pos)
-                raise _Stop
+                raise Stop
             ipos = pos + 8
             if length == UNDEFINED:
                 pos = self.dataset(ipos, end, depth, top=False, undefined=True)
@@ -377,7 +349,7 @@ class _Walker:
         if undefined:
             self._problem("truncated", "undefined-length sequence has no delimiter before the end",
                           pos)
-            raise _Stop
+            raise Stop
         return pos
 
     def _fragments(self, pos: int, end: int, start: int) -> int:
@@ -390,7 +362,7 @@ class _Walker:
             if len(raw) < 8:
                 self._problem("truncated", "encapsulated pixel data has no sequence delimiter", pos)
                 self.st.pixel = PixelInfo(start, None, fragments, total, first_head)
-                raise _Stop
+                raise Stop
             group, elem = self.hdr.unpack_from(raw, 0)
             length = self.u32.unpack_from(raw, 4)[0]
             tag = (group << 16) | elem
@@ -402,156 +374,17 @@ class _Walker:
                 self._problem("malformed", f"bad item ({group:04X},{elem:04X}) in encapsulated pixel "
                               "data", pos)
                 self.st.pixel = PixelInfo(start, None, fragments, total, first_head)
-                raise _Stop
+                raise Stop
             if pos + 8 + length > end:
                 self._problem("value-past-eof", f"pixel data fragment claims {length} bytes, past "
                               "the end of file", pos, length=length)
                 self.st.pixel = PixelInfo(start, None, fragments, total, first_head)
-                raise _Stop
+                raise Stop
             if fragments == 1 and length:
                 first_head = self.src.read_at(pos + 8, min(HEAD, length))
             fragments += 1
             total += length
             pos += 8 + length
-
-
-def _read_meta(src: ByteSource, state: _State) -> tuple[dict[int, str], int, str | None]:
-    """Walk group 0002 at offset 132 (always Explicit VR Little Endian, PS3.10 7.1)."""
-    meta: dict[int, str] = {}
-    pos = 132
-    declared_end: int | None = None
-    hdr = struct.Struct("<HH")
-    while pos + 8 <= src.size:
-        raw = src.read_at(pos, 12)
-        group, elem = hdr.unpack_from(raw, 0)
-        if group != 0x0002:
-            break
-        vr = raw[4:6]
-        if vr not in VALID_VRS:
-            state.problems.append(Problem("invalid-vr", "File Meta Information element with an "
-                                          "invalid VR", pos))
-            break
-        if vr in LONG_LENGTH_VRS:
-            length = struct.unpack_from("<I", raw, 8)[0] if len(raw) >= 12 else -1
-            vpos = pos + 12
-        else:
-            length = struct.unpack_from("<H", raw, 6)[0]
-            vpos = pos + 8
-        if length < 0 or length == UNDEFINED or vpos + length > src.size:
-            state.problems.append(Problem("value-past-eof", f"File Meta element (0002,{elem:04X}) "
-                                          f"claims {length} bytes, past the end of file", pos))
-            raise _Stop
-        if length > 65536:
-            state.problems.append(Problem("limit-exceeded", f"File Meta element (0002,{elem:04X}) of "
-                                          f"{length} bytes", pos, details={"limit": "meta"}))
-            raise _Stop
-        value = src.read_at(vpos, length)
-        meta[0x00020000 | elem] = _decode(vr, value, True)
-        if elem == 0 and length == 4:
-            declared_end = vpos + 4 + struct.unpack("<I", value)[0]
-        state.elements += 1
-        pos = vpos + length
-    if declared_end is None:
-        state.problems.append(Problem("meta-no-group-length", "File Meta Information has no group "
-                                      "length (0002,0000)", 132))
-    elif declared_end != pos:
-        state.problems.append(Problem(
-            "meta-group-length-mismatch", f"(0002,0000) says File Meta Information ends at byte "
-            f"{declared_end}, it ends at byte {pos}", 132, details={"declared": declared_end,
-                                                                    "actual": pos}))
-    ts = meta.get(0x00020010)
-    return meta, pos, ts
-
-
-def _sniff_raw(head: bytes) -> tuple[bool, bool] | None:
-    """Guess whether a file without preamble is a raw data set: returns (explicit, little) or None."""
-    if len(head) < 12:
-        return None
-    for little in (True, False):
-        group, elem = struct.unpack_from("<HH" if little else ">HH", head, 0)
-        if group in (0x0002, 0x0008) and elem < 0x0100:
-            explicit = head[4:6] in VALID_VRS
-            if not explicit:
-                length = struct.unpack_from("<I" if little else ">I", head, 4)[0]
-                if length > 1024:
-                    continue
-            return explicit, little
-    return None
-
-
-def _inflate(src: ByteSource, pos: int, state: _State) -> tuple[StreamSource, int, int]:
-    """Inflate a Deflated data set (PS3.5 A.5) into a spooled file, bounded by size and ratio.
-
-    Returns the inflated source, its size and the number of unused compressed bytes after the
-    deflate stream ends (trailing data).
-    """
-    limits = state.limits
-    out = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115 - closed by caller
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    produced = 0
-    consumed = 0
-    offset = pos
-    try:
-        while offset < src.size or inflater.unconsumed_tail:
-            if inflater.unconsumed_tail:
-                chunk = inflater.unconsumed_tail
-            else:
-                chunk = src.read_at(offset, 256 * 1024)
-                offset += len(chunk)
-                consumed += len(chunk)
-            data = inflater.decompress(chunk, 1024 * 1024)
-            produced += len(data)
-            out.write(data)
-            if produced > limits.max_inflated_size:
-                state.problems.append(Problem("limit-exceeded", f"deflated data set inflates past "
-                                      f"{limits.max_inflated_size} bytes (decompression bomb)", pos,
-                                      details={"limit": "max_inflated_size"}))
-                raise _Stop
-            if consumed and produced > 1024 * 1024 and produced / consumed > limits.max_inflate_ratio:
-                state.problems.append(Problem("limit-exceeded", f"deflated data set inflates more "
-                                      f"than {limits.max_inflate_ratio}:1 (decompression bomb)", pos,
-                                      details={"limit": "max_inflate_ratio"}))
-                raise _Stop
-            if inflater.eof:
-                break
-            if time.monotonic() > state.deadline:
-                state.problems.append(Problem("limit-exceeded", "inflating took too long", pos,
-                                              details={"limit": "max_seconds"}))
-                raise _Stop
-        if not inflater.eof:
-            state.problems.append(Problem("truncated", "deflate stream ends before its final block",
-                                          pos))
-    except zlib.error as exc:
-        out.close()
-        state.problems.append(Problem("inflate-error", f"deflated data set is corrupt: {exc}", pos))
-        raise _Stop from exc
-    except _Stop:
-        out.close()
-        raise
-    unused = len(inflater.unused_data) + (src.size - offset)
-    if unused and unused <= 8:
-        tail = src.read_at(src.size - unused, unused)
-        if _benign_deflate_tail(tail, out, produced):
-            unused = 0
-    out.seek(0)
-    return StreamSource(out, produced), produced, unused
-
-
-def _benign_deflate_tail(tail: bytes, inflated: IO[bytes], size: int) -> bool:
-    """True for an even-length pad byte or a gzip/zlib trailer that matches the inflated data."""
-    if tail == b"\x00":
-        return True
-    if len(tail) not in (4, 8):
-        return False
-    inflated.seek(0)
-    crc = 0
-    adler = 1
-    while chunk := inflated.read(1024 * 1024):
-        crc = zlib.crc32(chunk, crc)
-        adler = zlib.adler32(chunk, adler)
-    if len(tail) == 8:
-        return tail == struct.pack("<II", crc, size & 0xFFFFFFFF)
-    return tail == struct.pack(">I", adler)
 
 
 def walk(src: ByteSource, limits: ReadLimits | None = None) -> WalkResult:
@@ -571,7 +404,7 @@ def walk(src: ByteSource, limits: ReadLimits | None = None) -> WalkResult:
         Problems carry the byte offset where they were seen (PS3.10 7.1, PS3.5 7).
     """
     limits = limits or ReadLimits()
-    state = _State(limits=limits, deadline=time.monotonic() + limits.max_seconds)
+    state = WalkState(limits=limits, deadline=time.monotonic() + limits.max_seconds)
     size = src.size
     head = src.read_at(0, 132)
     has_meta = len(head) == 132 and head[128:132] == b"DICM"
@@ -594,14 +427,14 @@ def walk(src: ByteSource, limits: ReadLimits | None = None) -> WalkResult:
     inflated_src: StreamSource | None = None
     try:
         if has_meta:
-            meta, pos, ts_uid = _read_meta(src, state)
+            meta, pos, ts_uid = read_meta(src, state)
             if ts_uid is None:
                 state.problems.append(Problem("meta-missing-transfer-syntax", "File Meta Information"
                                               " has no Transfer Syntax UID (0002,0010)", 132))
                 explicit = src.read_at(pos + 4, 2) in VALID_VRS
                 ts_uid = "1.2.840.10008.1.2.1" if explicit else "1.2.840.10008.1.2"
         else:
-            sniff = _sniff_raw(head)
+            sniff = sniff_raw(head)
             if sniff is None:
                 return _result(src, state, False, None, None, meta, 0, None, 0, b"", True, False, None)
             is_dicom = True
@@ -617,7 +450,7 @@ def walk(src: ByteSource, limits: ReadLimits | None = None) -> WalkResult:
                                           f"{ts_uid!r}; walked as Explicit VR Little Endian", 132))
         walk_src: ByteSource = src
         if ts.deflated:
-            inflated_src, inflated_size, unused = _inflate(src, pos, state)
+            inflated_src, inflated_size, unused = inflate(src, pos, state)
             walk_src = inflated_src
             state.inflated = True
             if unused:
@@ -636,7 +469,7 @@ def walk(src: ByteSource, limits: ReadLimits | None = None) -> WalkResult:
             state.problems.append(Problem("trailing-data", f"{walk_src.size - dataset_end} bytes after"
                                           " the data set inside the deflate stream", dataset_end,
                                           inflated=True))
-    except _Stop:
+    except Stop:
         completed = False
     finally:
         if inflated_src is not None:
@@ -647,7 +480,7 @@ def walk(src: ByteSource, limits: ReadLimits | None = None) -> WalkResult:
 
 def _result(
     src: ByteSource,
-    state: _State,
+    state: WalkState,
     has_meta: bool,
     preamble: bytes | None,
     ts_uid: str | None,
