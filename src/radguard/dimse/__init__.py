@@ -11,7 +11,7 @@ held_instances` (many instances per C-FIND); pynetdicom remains the implementati
 
 from __future__ import annotations
 
-from radguard.dimse.association import MAX_CONTEXTS, Peer, open_association, set_nodelay
+from radguard.dimse.association import MAX_CONTEXTS, CommitSettings, Peer, open_association, set_nodelay
 from radguard.dimse.errors import AssociationFailed, DimseError, TlsConfigError
 from radguard.dimse.find import instances_in_study
 from radguard.dimse.status import StatusMeaning, meaning, table_version
@@ -22,6 +22,7 @@ __all__ = [
     "BCP195_TLS12_CIPHERS",
     "MAX_CONTEXTS",
     "AssociationFailed",
+    "CommitSettings",
     "DimseError",
     "Peer",
     "StatusMeaning",

@@ -21,10 +21,23 @@ from radguard.dicomio.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSI
 from radguard.dimse.errors import AssociationFailed
 from radguard.dimse.tls import TlsOptions, client_context
 
-__all__ = ["MAX_CONTEXTS", "Peer", "open_association", "set_nodelay"]
+__all__ = ["MAX_CONTEXTS", "CommitSettings", "Peer", "open_association", "set_nodelay"]
 
 MAX_CONTEXTS = 128
 """At most 128 presentation contexts per association (PS3.8 9.3.2.2: odd ids 1..255)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSettings:
+    """Storage Commitment Push Model (PS3.4 Annex J) as SCU: where RadGuard listens for the
+    N-EVENT-REPORT that the peer sends on a new association (the peer must know ``ae_title`` at
+    ``host``:``port``), how long it waits, and how many instances go in one transaction."""
+
+    ae_title: str = "RADGUARD"
+    host: str = "127.0.0.1"
+    port: int = 11113
+    timeout: float = 30.0
+    batch: int = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +51,8 @@ class Peer:
     tls: TlsOptions | None = None
     timeouts: dict[str, float] = field(default_factory=lambda: {"acse": 30.0, "dimse": 60.0,
                                                                  "network": 60.0})
+    commit: CommitSettings | None = None  # ask for storage commitment after the send
+
 
     @property
     def label(self) -> str:

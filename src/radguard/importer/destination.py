@@ -1,7 +1,9 @@
 """Destinations of an import: a named profile from the config, or a URL written out.
 
 - ``dimse://AET@host:port`` with ``?tls=1&ca=PATH&cert=PATH&key=PATH&calling=AET&verify_host=0``
-  and ``&timeout=SECONDS`` (TLS per PS3.15 B.12, client certificate, AE titles);
+  and ``&timeout=SECONDS`` (TLS per PS3.15 B.12, client certificate, AE titles); ``&commit=1``
+  (with ``commit_aet``, ``commit_host``, ``commit_port``, ``commit_timeout``, ``commit_batch``)
+  asks for Storage Commitment (PS3.4 Annex J) after the send;
 - ``https://host:port/dicom-web`` (STOW-RS/QIDO-RS, PS3.18); ``http://`` only for loopback hosts;
   basic authentication from ``username``/``password`` or a bearer ``token`` in the profile (or the
   ``RADGUARD_DEST_PASSWORD`` / ``RADGUARD_DEST_TOKEN`` environment variables), never in the URL.
@@ -14,12 +16,12 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from radguard.config import Settings
-from radguard.dimse import Peer, TlsOptions
+from radguard.dimse import CommitSettings, Peer, TlsOptions
 from radguard.importer.errors import DestinationInvalid
 
 __all__ = ["Destination", "WebDestination", "parse_destination"]
@@ -53,6 +55,31 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _commit_settings(opts: Mapping[str, str], peer: Peer, text: str) -> CommitSettings:
+    """``commit=1`` options: ``commit_aet`` (default the calling AE title), ``commit_host`` (the
+    address RadGuard listens on for the report; required unless the peer is on loopback),
+    ``commit_port`` (default 11113), ``commit_timeout`` (seconds, default 30), ``commit_batch``."""
+    host = opts.get("commit_host") or ("127.0.0.1" if _loopback(peer.host) else "")
+    if not host:
+        raise DestinationInvalid("commit=1 needs commit_host: the address of this station that "
+                                 "the PACS can reach", subject=text,
+                                 remedy="add &commit_host=ADDRESS&commit_port=PORT and register "
+                                 "that AE title, host and port on the PACS")
+    if peer.tls is not None:
+        raise DestinationInvalid("storage commitment reports would arrive without TLS",
+                                 subject=text, remedy="leave commit=1 off with tls=1 "
+                                 "(confirmation then uses C-FIND over TLS)")
+    try:
+        return CommitSettings(opts.get("commit_aet", peer.calling_aet), host,
+                              int(opts.get("commit_port", "11113")),
+                              float(opts.get("commit_timeout", "30")),
+                              int(opts.get("commit_batch", "500")))
+    except ValueError as exc:
+        raise DestinationInvalid(f"bad storage commitment option: {exc}", subject=text,
+                                 remedy="commit_port and commit_batch are integers, "
+                                 "commit_timeout is seconds") from exc
 
 
 def parse_destination(text: str, settings: Settings | None = None,
@@ -93,6 +120,8 @@ def parse_destination(text: str, settings: Settings | None = None,
             seconds = float(opts["timeout"])
             peer = Peer(peer.host, peer.port, peer.called_aet, peer.calling_aet, tls,
                         {"acse": seconds, "dimse": seconds, "network": seconds})
+        if opts.get("commit", "0") in ("1", "true", "yes"):
+            peer = replace(peer, commit=_commit_settings(opts, peer, text))
         return peer
     if parts.scheme in ("https", "http"):
         if parts.username or parts.password:

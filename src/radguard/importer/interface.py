@@ -75,6 +75,7 @@ class ImportReport:
     reconciliation: tuple[str, ...] = field(default_factory=tuple)
     confirmation_error: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # seconds: verify, send, confirm
+    commitment: dict[str, Any] = field(default_factory=dict)  # storage commitment summary
 
     @property
     def counts(self) -> dict[str, int]:
@@ -97,6 +98,7 @@ class ImportReport:
                 "sent_this_run": self.sent_this_run, "bytes_this_run": self.bytes_this_run,
                 "seconds": round(self.seconds, 3), "reconciliation": list(self.reconciliation),
                 "confirmation_error": self.confirmation_error, "timings": dict(self.timings),
+                "commitment": dict(self.commitment),
                 "instances": [i.to_dict() for i in self.instances]}
 
 

@@ -12,7 +12,9 @@
    and use),
    reconciles, sends (C-STORE over ``options.associations`` parallel associations, or STOW-RS)
    and journals the status with its meaning (:mod:`radguard.importer.pipeline`);
-5. confirms by C-FIND (many instances per query) / QIDO-RS and reports instances the destination
+5. with ``commit=1`` on a DIMSE destination, asks for Storage Commitment (PS3.4 Annex J,
+   :mod:`radguard.dimse.commit`) first; then confirms what was not reported by C-FIND (many
+   instances per query) / QIDO-RS and reports instances the destination
    does not hold;
 6. emits Data Import (A.5.3.5, 110107, Source Media) and DICOM Instances Transferred (A.5.3.7,
    110104), and records the job in the store.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import io
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from radguard.audit import AuditEmitter, builders
 from radguard.audit.message import Outcome
 from radguard.config import Settings
 from radguard.dimse import Peer
+from radguard.dimse.commit import failure_reason, request_commitment
 from radguard.importer.confirmer import Confirmer
 from radguard.importer.destination import WebDestination, parse_destination
 from radguard.importer.errors import DestinationUnavailable
@@ -162,6 +165,7 @@ def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestinati
     confirm_error = ""
     changes: dict[str, tuple[str, ...]] = {}
     confirmer: Confirmer | None = None
+    commitment: dict[str, Any] = {}
 
     def load(entry: ManifestFile) -> tuple[Outgoing, tuple[str, ...]]:
         data = verified.verified_bytes.pop(entry.name, None)  # checked, held in memory since
@@ -202,7 +206,9 @@ def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestinati
             todo = [f for f in todo if journal.get(f.name) != "confirmed"]
         total = len(todo)
         chunk = options.batch if isinstance(sender, WebSender) else DIMSE_CHUNK
-        if isinstance(sender, DimseSender) and options.confirm_while_sending and todo:
+        commit = dest.commit if isinstance(dest, Peer) else None
+        if (isinstance(sender, DimseSender) and options.confirm_while_sending and todo
+                and commit is None):
             confirmer = Confirmer(sender.side_held)
         clock = time.monotonic()
         try:
@@ -211,6 +217,10 @@ def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestinati
             if confirmer is not None:
                 _mark_confirmed(journal, confirmer.finish())
         timings["send"] = time.monotonic() - clock
+        if commit is not None and isinstance(dest, Peer):
+            clock = time.monotonic()
+            commitment = _commit(dest, journal, manifest.files)
+            timings["commit"] = time.monotonic() - clock
         clock = time.monotonic()
         try:
             _confirm(sender, journal,
@@ -226,7 +236,7 @@ def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestinati
         sender.close()
         journal.close()
     report = _report(verified, sender.label, journal, changes, counter["sent"], counter["bytes"],
-                     time.monotonic() - started, confirm_error, timings)
+                     time.monotonic() - started, confirm_error, timings, commitment)
     outcome = Outcome.SUCCESS if report.complete else Outcome.MINOR_FAILURE
     _audit(settings, emitter, verified, sender.label, journal, outcome,
            f"{report.counts['confirmed']} of {len(manifest.files)} instances confirmed")
@@ -240,6 +250,30 @@ def _mark_confirmed(journal: Journal, names: list[str]) -> None:
         journal.record_many([(n, "confirmed", {k: journal.state[n].get(k) for k in
                                                ("sop", "study", "status", "meaning")})
                              for n in names])
+
+
+def _commit(peer: Peer, journal: Journal, files: Sequence[ManifestFile]) -> dict[str, Any]:
+    """Storage Commitment (PS3.4 Annex J) for every instance journalled ``sent``: committed ones
+    become "confirmed", failed ones "missing" with the Failure Reason; unreported ones stay "sent"
+    for the C-FIND check that follows. Returns the summary for the report."""
+    entries = [e for e in files if journal.get(e.name) == "sent"]
+    sops = {str(journal.state[e.name].get("sop", e.sop_instance_uid)): e for e in entries}
+    result = request_commitment(peer, [(e.sop_class_uid, sop) for sop, e in sops.items()])
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    for sop, e in sops.items():
+        rec = journal.state[e.name]
+        keep = {"sop": sop, "study": rec.get("study", e.study_uid), "status": rec.get("status")}
+        if sop in result.committed:
+            events.append((e.name, "confirmed", {**keep, "meaning": rec.get("meaning", ""),
+                                                 "by": "storage-commitment"}))
+        elif sop in result.failed:
+            code = result.failed[sop]
+            events.append((e.name, "missing", {**keep, "meaning": "storage commitment failed: "
+                                               f"0x{code:04X} {failure_reason(code)}"}))
+    journal.record_many(events)
+    return {"requested": len(sops), "committed": len(result.committed),
+            "failed": len(result.failed), "unreported": result.unreported,
+            "fallback": "C-FIND" if result.unreported else "", "note": result.note}
 
 
 def _confirm(sender: DimseSender | WebSender, journal: Journal, entries: list[ManifestFile],
@@ -269,7 +303,8 @@ def _confirm(sender: DimseSender | WebSender, journal: Journal, entries: list[Ma
 
 def _report(verified: VerifiedPackage, label: str, journal: Journal,
             changes: dict[str, tuple[str, ...]], sent: int, sent_bytes: int,
-            seconds: float, confirm_error: str, timings: dict[str, float]) -> ImportReport:
+            seconds: float, confirm_error: str, timings: dict[str, float],
+            commitment: dict[str, Any]) -> ImportReport:
     results = []
     for e in verified.manifest.files:
         rec = journal.state.get(e.name, {})
@@ -281,7 +316,7 @@ def _report(verified: VerifiedPackage, label: str, journal: Journal,
     return ImportReport(str(verified.path), verified.manifest.package_id, verified.key_id,
                         verified.station, label, tuple(results), journal.resumed, sent,
                         sent_bytes, seconds, tuple(summary), confirm_error,
-                        {k: round(v, 3) for k, v in timings.items()})
+                        {k: round(v, 3) for k, v in timings.items()}, commitment)
 
 
 def _audit(settings: Settings, emitter: AuditEmitter, verified: VerifiedPackage, label: str,
