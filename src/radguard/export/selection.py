@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from radguard.dicomio import ReadLimits, WalkResult, open_path, walk
-from radguard.export.errors import NothingToExport
+from radguard.dicomio import WalkResult
 
-__all__ = ["SelectedFile", "Selection", "Skipped", "candidates", "judge", "select"]
+__all__ = ["SelectedFile", "Selection", "Skipped", "candidates", "judge"]
 
 MEDIA_DIRECTORY_STORAGE = "1.2.840.10008.1.3.10"
 _BENIGN = frozenset({"meta-no-group-length"})
@@ -101,46 +100,3 @@ def judge(path: Path, result: WalkResult) -> SelectedFile | Skipped:
         return Skipped(str(path), "lacks Study, Series or SOP Instance/Class UID")
     return SelectedFile(str(path), result.size, result.values.get(0x00100020, ""), uids[0],
                         uids[1], uids[2], sop_class)
-
-
-def _judge(path: Path, limits: ReadLimits) -> SelectedFile | Skipped:
-    try:
-        src = open_path(path)
-    except OSError as exc:
-        return Skipped(str(path), f"cannot be read: {exc.strerror}")
-    try:
-        return judge(path, walk(src, limits))
-    finally:
-        src.close()
-
-
-def select(inputs: Sequence[Path], limits: ReadLimits | None = None,
-           progress: Callable[[int, int, str], None] | None = None) -> Selection:
-    """Walk ``inputs`` and keep the DICOM files fit for export.
-
-    Raises
-    ------
-    NothingToExport
-        No input file qualified; the message counts the skipped ones.
-    """
-    limits = limits or ReadLimits()
-    skipped: list[Skipped] = []
-    files: list[SelectedFile] = []
-    seen: set[str] = set()
-    paths = list(candidates(inputs, skipped))
-    for i, path in enumerate(paths, 1):
-        judged = _judge(path, limits)
-        if isinstance(judged, Skipped):
-            skipped.append(judged)
-        elif judged.sop_uid in seen:
-            skipped.append(Skipped(str(path), "duplicate SOP Instance UID (exported once)"))
-        else:
-            seen.add(judged.sop_uid)
-            files.append(judged)
-        if progress:
-            progress(i, len(paths), path.name)
-    if not files:
-        raise NothingToExport(f"none of the {len(paths)} input file(s) can be exported "
-                              f"({len(skipped)} skipped)",
-                              remedy="give DICOM PS3.10 files or folders that hold them")
-    return Selection(tuple(files), tuple(skipped))
