@@ -17,8 +17,7 @@ from radguard.samples import hostile
 from radguard.store import Store, list_scans
 from tests.conftest import PYDICOM_TEST_FILES
 
-RADGUARD = [sys.executable, "-m", "radguard.cli"] if False else [
-    str(Path(sys.executable).parent / "radguard")]
+RADGUARD = [str(Path(sys.executable).parent / "radguard")]
 
 
 def run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:

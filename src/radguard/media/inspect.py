@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -48,10 +49,10 @@ def _chunks(src: ByteSource, offset: int, length: int, overlap: int = 64) -> Ite
         pos += n
 
 
-def _contains(src: ByteSource, offset: int, length: int, pattern_search: object) -> bytes | None:
-    search = pattern_search  # a compiled bytes regex's .search
+def _contains(src: ByteSource, offset: int, length: int, pattern: re.Pattern[bytes]) -> bytes | None:
+    """The first match of ``pattern`` in the byte range, read in overlapping chunks."""
     for chunk in _chunks(src, offset, length):
-        m = search(chunk)  # type: ignore[operator]
+        m = pattern.search(chunk)
         if m:
             return bytes(m.group(0))
     return None
@@ -121,9 +122,9 @@ def _dicom_findings(rel: str, src: ByteSource, result: WalkResult, table: Signat
             pattern = table.html_patterns if ("html" in mime or "xml" in mime
                                               or not ref.head.startswith(b"%PDF")) \
                 else table.pdf_patterns
-            hit = _contains(src, ref.offset, ref.length, pattern.search)
+            hit = _contains(src, ref.offset, ref.length, pattern)
             if hit is None and ref.head.startswith(b"%PDF"):
-                hit = _contains(src, ref.offset, ref.length, table.pdf_patterns.search)
+                hit = _contains(src, ref.offset, ref.length, table.pdf_patterns)
             if hit is not None:
                 yield checks.check("media.encapsulated-script").finding(
                     f"{ref.tag_text} encapsulated document contains {hit.decode('latin-1')!r}",
@@ -208,13 +209,13 @@ def _other_findings(rel: str, src: ByteSource, table: SignatureTable) -> Iterato
         yield checks.check("media.office-file").finding(f"{sig.name if sig else 'OLE file'}",
                                                         path=rel, offset=0)
     if klass == "pdf":
-        hit = _contains(src, 0, src.size, table.pdf_patterns.search)
+        hit = _contains(src, 0, src.size, table.pdf_patterns)
         if hit is not None:
             yield checks.check("media.pdf-script").finding(
                 f"PDF contains {hit.decode('latin-1')!r}", path=rel)
     elif table.is_html_name(name) or head.lstrip()[:15].lower().startswith((b"<!doctype html",
                                                                              b"<html", b"<svg")):
-        hit = _contains(src, 0, src.size, table.html_patterns.search)
+        hit = _contains(src, 0, src.size, table.html_patterns)
         if hit is not None:
             yield checks.check("media.html-script").finding(
                 f"HTML contains {hit.decode('latin-1')!r}", path=rel)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import secrets
 import unicodedata
 from collections import defaultdict
@@ -30,7 +29,6 @@ from radguard.media.signatures import load_table
 __all__ = ["ScanOptions", "scan_medium"]
 
 ProgressFn = Callable[[int, int, str], None]
-FILE_ID_COMPONENT = re.compile(r"^[A-Z0-9_]{1,8}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +116,6 @@ def _dicomdir_findings(files: list[FileReport]) -> Iterator[Finding]:
                 yield checks.check("dicomdir.reference-escapes").finding(
                     f"Referenced File ID {file_id!r}: {reason}", path=d.path, file_id=file_id)
                 continue
-            if not all(FILE_ID_COMPONENT.match(p) for p in file_id.split("\\")):
-                pass  # lower case or long names are common and harmless once resolved inside
             target = by_path.get(rel) or by_upper.get(rel.upper())
             if target is None:
                 yield checks.check("dicomdir.missing-file").finding(

@@ -10,9 +10,7 @@ Run: ``python -m radguard.samples.demo OUT_FOLDER [--iso IMAGE]``.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from radguard.dicomio import open_path, walk
@@ -125,8 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=60)
     args = parser.parse_args(argv)
     if args.out.exists() and any(args.out.iterdir()):
-        tmp = Path(tempfile.mkdtemp(prefix="radguard-demo-"))
-        shutil.rmtree(tmp)
         print(f"{args.out} exists and is not empty; remove it first", file=sys.stderr)
         return 2
     build_demo_medium(args.out, limit=args.limit)
