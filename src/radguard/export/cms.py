@@ -39,8 +39,8 @@ from radguard.export.der import INDEFINITE, Header, encode_header, read_header, 
 from radguard.export.errors import EnvelopeError, WrongKey, WrongPassword
 from radguard.export.pwri import PWRI_KEK, PasswordKek, PasswordRecipientInfo, kek_unwrap
 
-__all__ = ["CertificateRecipient", "Digests", "KeyTransport", "Opener", "Recipients",
-           "envelope", "open_envelope"]
+__all__ = ["CertificateRecipient", "Digests", "EnvelopeHead", "KeyTransport", "Opener",
+           "Recipients", "envelope", "envelope_body", "open_envelope"]
 
 KeyTransport = Literal["rsa-oaep", "rsa-pkcs1v15"]
 ID_ENVELOPED = "1.2.840.113549.1.7.3"
@@ -148,9 +148,11 @@ class Recipients:
 
 @dataclass(frozen=True, slots=True)
 class Digests:
-    """SHA-256 of the content (plain file) and of the stored bytes (the envelope), and sizes."""
+    """SHA-256 and size of the stored bytes (the envelope) and size of the content; the content's
+    SHA-256 only when asked for (``None`` otherwise: the signed stored digest already fixes the
+    content, and a second hash pass would cost as much as the encryption)."""
 
-    content_sha256: str
+    content_sha256: str | None
     content_size: int
     stored_sha256: str
     stored_size: int
@@ -168,46 +170,83 @@ class _HashingWriter:
         self.size += len(data)
 
 
-def envelope(src: BinaryIO, size: int, dst: BinaryIO, recipients: Recipients) -> Digests:
-    """Encrypt ``size`` bytes of ``src`` into a DER ContentInfo written to ``dst``.
+@dataclass(frozen=True)
+class EnvelopeHead:
+    """Everything of an envelope before its ciphertext (DER ContentInfo ... ``[0]`` header), the
+    content key and IV, and the total length: known before a byte is encrypted, so the envelope's
+    place on the medium can be reserved first (:mod:`radguard.export.iso9660`)."""
+
+    prefix: bytes
+    cek: bytes
+    iv: bytes
+    size: int  # content bytes
+    length: int  # envelope bytes
+
+    @classmethod
+    def new(cls, size: int, recipients: Recipients) -> EnvelopeHead:
+        """A fresh AES-256 key and IV for ``size`` content bytes, wrapped for ``recipients``."""
+        cek, iv = os.urandom(32), os.urandom(16)
+        ct_len = 16 * (size // 16 + 1)
+        # DER framed by hand (constants of RFC 5652 / RFC 3565; asn1crypto per file costs more
+        # than enveloping a small file)
+        eci_prefix = (_ID_DATA_DER + tlv(0x30, _AES256_CBC_DER + tlv(0x04, iv))
+                      + encode_header(0x80, ct_len))
+        eci_len = len(eci_prefix) + ct_len
+        env_prefix = (bytes((0x02, 0x01, recipients.version)) + recipients.recipient_infos(cek)
+                      + encode_header(0x30, eci_len) + eci_prefix)
+        env_len = len(env_prefix) + ct_len
+        env_header = encode_header(0x30, env_len)
+        oid = _ID_ENVELOPED_DER
+        explicit = encode_header(0xA0, len(env_header) + env_len)
+        body_len = len(oid) + len(explicit) + len(env_header) + env_len
+        prefix = encode_header(0x30, body_len) + oid + explicit + env_header + env_prefix
+        return cls(prefix, cek, iv, size, len(prefix) + ct_len)
+
+
+def envelope_body(head: EnvelopeHead, src: BinaryIO, dst: BinaryIO, *,
+                  hash_content: bool = False) -> Digests:
+    """Write the envelope of ``head``: its prefix, then ``head.size`` bytes of ``src`` through
+    AES-256-CBC with PKCS #7 padding (RFC 5652 6.3), in :data:`CHUNK` pieces.
 
     Raises
     ------
     EnvelopeError
-        ``src`` yields more or fewer than ``size`` bytes (the file changed while exporting).
+        ``src`` yields more or fewer than ``head.size`` bytes (the file changed while exporting).
     """
-    cek, iv = os.urandom(32), os.urandom(16)
-    ct_len = 16 * (size // 16 + 1)
-    # DER framed by hand (constants of RFC 5652 / RFC 3565; asn1crypto per file costs more than
-    # enveloping a small file)
-    eci_prefix = (_ID_DATA_DER + tlv(0x30, _AES256_CBC_DER + tlv(0x04, iv))
-                  + encode_header(0x80, ct_len))
-    eci_len = len(eci_prefix) + ct_len
-    env_prefix = (bytes((0x02, 0x01, recipients.version)) + recipients.recipient_infos(cek)
-                  + encode_header(0x30, eci_len) + eci_prefix)
-    env_len = len(env_prefix) + ct_len
-    env_header = encode_header(0x30, env_len)
-    oid = _ID_ENVELOPED_DER
-    explicit = encode_header(0xA0, len(env_header) + env_len)
-    body_len = len(oid) + len(explicit) + len(env_header) + env_len
     out = _HashingWriter(dst)
-    out.write(encode_header(0x30, body_len) + oid + explicit + env_header + env_prefix)
-    plain = hashlib.sha256()
-    enc = Cipher(algorithms.AES(cek), modes.CBC(iv)).encryptor()  # keeps partial blocks itself
+    out.write(head.prefix)
+    plain = hashlib.sha256() if hash_content else None
+    enc = Cipher(algorithms.AES(head.cek), modes.CBC(head.iv)).encryptor()  # keeps partial blocks
     seen = 0
     while True:
         chunk = src.read(CHUNK)
         if not chunk:
             break
         seen += len(chunk)
-        plain.update(chunk)
+        if plain is not None:
+            plain.update(chunk)
         out.write(enc.update(chunk))
-    if seen != size:
-        raise EnvelopeError(f"expected {size} bytes, read {seen}",
+    if seen != head.size:
+        raise EnvelopeError(f"expected {head.size} bytes, read {seen}",
                             remedy="the file changed during the export; run the export again")
-    n = 16 - seen % 16  # PKCS #7 padding (RFC 5652 6.3): 1..16 bytes of value n
+    n = 16 - seen % 16  # PKCS #7 padding: 1..16 bytes of value n
     out.write(enc.update(bytes((n,)) * n) + enc.finalize())
-    return Digests(plain.hexdigest(), size, out.sha.hexdigest(), out.size)
+    assert out.size == head.length
+    return Digests(plain.hexdigest() if plain is not None else None, seen, out.sha.hexdigest(),
+                   out.size)
+
+
+def envelope(src: BinaryIO, size: int, dst: BinaryIO, recipients: Recipients, *,
+             hash_content: bool = False) -> Digests:
+    """Encrypt ``size`` bytes of ``src`` into a DER ContentInfo written to ``dst``; the SHA-256
+    of the content too with ``hash_content``.
+
+    Raises
+    ------
+    EnvelopeError
+        ``src`` yields more or fewer than ``size`` bytes (the file changed while exporting).
+    """
+    return envelope_body(EnvelopeHead.new(size, recipients), src, dst, hash_content=hash_content)
 
 
 def envelope_bytes(data: bytes, recipients: Recipients) -> tuple[bytes, Digests]:

@@ -1,10 +1,7 @@
 """Where a medium lives: a folder (USB stick, mounted disc) or an ISO 9660 image.
 
-Writing an image uses pycdlib: ISO 9660 interchange level 1 (8.3 names, what PS3.12 and IHE PDI
-require, readable by every operating system) **plus Joliet** (level 3), so Windows and Linux show
-the names without the ``;1`` version suffix. **Rock Ridge is off**: PDI readers do not need POSIX
-modes or owners, and leaving it out keeps the sender's user and group ids off the disc. The volume
-identifier is a neutral label (never a patient name).
+Images are *written* by RadGuard's own streaming writer (:mod:`radguard.export.iso9660`: ISO 9660
+level 1 + Joliet, no Rock Ridge) and *read* here with pycdlib.
 
 Reading (``media open``) never follows a link out of a folder and resolves only validated file IDs
 (:func:`radguard.export.manifest.check_file_id`).
@@ -12,20 +9,19 @@ Reading (``media open``) never follows a link out of a folder and resolves only 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol, cast
+from typing import BinaryIO, Protocol
 
 import pycdlib
 
 from radguard.errors import MediumUnreadable
 from radguard.export.errors import MissingFile
 
-__all__ = ["FolderMedium", "IsoMedium", "Medium", "open_medium", "write_iso"]
+__all__ = ["FolderMedium", "IsoMedium", "Medium", "open_medium", "read_all"]
 
 
 class Medium(Protocol):
@@ -135,71 +131,6 @@ def open_medium(path: Path) -> Medium:
         raise MediumUnreadable("neither a folder nor an ISO 9660 image", subject=str(path),
                                remedy="give the mount point of the disc or stick, or an .iso file")
     return IsoMedium(path)
-
-
-class _Window:
-    """``length`` bytes of ``fp`` from ``offset``, as a file of their own (for pycdlib, which
-    seeks to 0 and reads the length it was given)."""
-
-    mode = "rb"
-
-    def __init__(self, fp: BinaryIO, offset: int, length: int):
-        self.fp, self.offset, self.length, self.pos = fp, offset, length, 0
-
-    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: self.length}[whence]
-        self.pos = max(0, min(self.length, base + pos))
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.length - self.pos if n < 0 else min(n, self.length - self.pos)
-        self.fp.seek(self.offset + self.pos)
-        data = self.fp.read(n)
-        self.pos += len(data)
-        return data
-
-
-Located = Path | tuple[Path, int, int]
-"""A staged file: its own path, or (path, offset, length) of a part of a larger file."""
-
-ISO_BLOCK = 1024 * 1024
-
-
-def write_iso(stage: Path, names: Sequence[str], target: Path, label: str,
-              local: Callable[[str], Located] | None = None) -> None:
-    """Write an ISO 9660 + Joliet image of the files ``names``; ``local(rel)`` gives the staged
-    file of each (default: ``stage/rel``)."""
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=1, joliet=3, vol_ident=label[:32])
-    made: set[str] = set()
-    with contextlib.ExitStack() as files:
-        opened: dict[Path, BinaryIO] = {}
-        for rel in sorted(names):
-            parts = rel.split("/")
-            for i in range(1, len(parts)):
-                d = "/" + "/".join(parts[:i])
-                if d not in made:
-                    iso.add_directory(iso_path=d, joliet_path=d)
-                    made.add(d)
-            src = local(rel) if local is not None else stage.joinpath(*parts)
-            if isinstance(src, tuple):
-                path, offset, length = src
-                if path not in opened:
-                    opened[path] = files.enter_context(open(path, "rb"))
-                window = cast(BinaryIO, _Window(opened[path], offset, length))
-                iso.add_fp(window, length, iso_path=_iso_name(rel), joliet_path="/" + rel)
-            else:
-                iso.add_file(str(src), iso_path=_iso_name(rel), joliet_path="/" + rel)
-        try:
-            with open(target, "xb") as fh:
-                iso.write_fp(fh, blocksize=ISO_BLOCK)
-                fh.flush()
-                os.fsync(fh.fileno())
-        finally:
-            iso.close()
 
 
 def read_all(medium: Medium, rel: str, limit: int) -> bytes:

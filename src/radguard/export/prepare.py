@@ -14,10 +14,12 @@ per core), one input file per call:
    so the header is never parsed a second time; only leaf types other than IMAGE keep a pydicom
    header (their records need sequences the walk does not collect).
 
-Staging (ciphertext only, unless the user asked for an unencrypted medium): for a folder target one
-file per input (0600, fsynced, renamed into the medium's tree later); for an ISO image the
-envelopes are appended to one file per worker process and read back by offset (no fsync: the image
-is fsynced), which spares creating and unlinking thousands of files.
+Where the stored bytes go (ciphertext only, unless the user asked for an unencrypted medium): for a
+folder target one file per input (0600, fsynced, renamed into the medium's tree later); for an ISO
+image **straight into the image being built**: the envelope's length is known before encryption
+(:class:`radguard.export.cms.EnvelopeHead`), so the worker reserves its extent
+(:func:`radguard.export.iso9660.reserve`) and ``pwrite`` s the envelope there. Each byte is read
+once, encrypted once, hashed once (the stored SHA-256 of the signed manifest) and written once.
 """
 
 from __future__ import annotations
@@ -31,16 +33,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from radguard.dicomio import ByteSource, MemorySource, ReadLimits, WalkResult, open_path, walk
-from radguard.export.cms import CHUNK, Digests, Recipients, envelope
+from radguard.export.cms import CHUNK, Digests, EnvelopeHead, Recipients, envelope, envelope_body
 from radguard.export.dicomdir import record_tail, record_values
 from radguard.export.errors import ExportError
+from radguard.export.iso9660 import ExtentWriter, reserve
 from radguard.export.policy import record_types
 from radguard.export.selection import SelectedFile, Skipped, judge
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-__all__ = ["FileJob", "Prepared", "Staged", "prepare", "stage_bytes"]
+__all__ = ["FileJob", "Prepared", "Staged", "close_image", "image_fd", "prepare", "stage_bytes"]
 
 _KEYS = (0x0020000D, 0x0020000E, 0x00080018)  # Study, Series, SOP Instance UID
 
@@ -52,7 +55,7 @@ class FileJob:
     stage: str
     limits: ReadLimits
     recipients: Recipients | None
-    packed: bool  # ISO target: append to one staging file per process, no fsync
+    image: str | None  # ISO target: the image being built, envelopes go straight into it
     deid: Callable[[Dataset], Dataset] | None = None
 
 
@@ -92,7 +95,7 @@ class _SourceReader:
         return data
 
 
-def _copy(src: BinaryIO | _SourceReader, size: int, dst: BinaryIO) -> Digests:
+def _copy(src: BinaryIO | _SourceReader, size: int, dst: BinaryIO | ExtentWriter) -> Digests:
     sha, n = hashlib.sha256(), 0
     while chunk := src.read(CHUNK):
         sha.update(chunk)
@@ -104,24 +107,47 @@ def _copy(src: BinaryIO | _SourceReader, size: int, dst: BinaryIO) -> Digests:
     return Digests(sha.hexdigest(), n, sha.hexdigest(), n)
 
 
+_IMAGES: dict[tuple[int, str], int] = {}
+
+
+def image_fd(path: str) -> int:
+    """This process's own descriptor of the image being built (``flock`` in
+    :func:`radguard.export.iso9660.reserve` needs one open file description per process)."""
+    key = (os.getpid(), path)
+    if key not in _IMAGES:
+        _IMAGES[key] = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    return _IMAGES[key]
+
+
+def close_image(path: str) -> None:
+    """Close this process's descriptor of the image ``path``, if open."""
+    fd = _IMAGES.pop((os.getpid(), path), None)
+    if fd is not None:
+        os.close(fd)
+
+
 def stage_bytes(job: FileJob, name: str, src: BinaryIO | _SourceReader, size: int) -> Staged:
-    """Envelope (or copy, unencrypted) ``size`` bytes of ``src`` into the stage folder."""
-    if job.packed:
-        name = f"pack-{os.getpid()}"
-        fd = os.open(os.path.join(job.stage, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        offset = os.lseek(fd, 0, os.SEEK_END)
-    else:
-        fd = os.open(os.path.join(job.stage, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        offset = 0
-    with os.fdopen(fd, "ab", buffering=CHUNK) as dst:
+    """Envelope (or copy, unencrypted) ``size`` bytes of ``src``: straight into the image at an
+    extent reserved for its exact length (ISO target), or into a file of the stage folder."""
+    if job.image is not None:
+        fd = image_fd(job.image)
+        if job.recipients is None:
+            offset = reserve(fd, size)
+            digests = _copy(src, size, ExtentWriter(fd, offset))
+        else:
+            head = EnvelopeHead.new(size, job.recipients)
+            offset = reserve(fd, head.length)
+            digests = envelope_body(head, src, ExtentWriter(fd, offset))  # type: ignore[arg-type]
+        return Staged(os.path.basename(job.image), offset, digests)
+    fd = os.open(os.path.join(job.stage, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb", buffering=CHUNK) as dst:
         if job.recipients is None:
             digests = _copy(src, size, dst)
         else:
             digests = envelope(src, size, dst, job.recipients)  # type: ignore[arg-type]
         dst.flush()
-        if not job.packed:
-            os.fsync(dst.fileno())
-    return Staged(name, offset, digests)
+        os.fsync(dst.fileno())
+    return Staged(name, 0, digests)
 
 
 def _deidentified(job: FileJob, src: ByteSource, path: str) -> tuple[bytes, WalkResult]:

@@ -8,7 +8,9 @@ Order of checks, so each failure has one clear meaning:
 3. per file: the stored bytes match the signed size and SHA-256 (else :class:`TamperedFile`) *before*
    anything is decrypted; so a later failure to decrypt means a wrong password
    (:class:`WrongPassword`) or key (:class:`WrongKey`), never a damaged file;
-4. the decrypted content matches its signed SHA-256 (else :class:`TamperedFile`).
+4. the decrypted content has its signed size, and its signed SHA-256 where the manifest lists one
+   (media before 2026-11-29; now the stored digest of step 3 alone fixes the content, since CBC
+   decryption under the recovered key is deterministic) (else :class:`TamperedFile`).
 
 Output goes to a private staging folder beside FOLDER and is renamed into place only when all files
 passed; on any error the staging folder is removed. An existing FOLDER is never overwritten. Files
@@ -106,7 +108,8 @@ def _write(stage: Path, e: Entry, medium: Medium, opener: Opener) -> int:
         dst = stack.enter_context(os.fdopen(fd, "wb"))
         if e.enveloped:
             digest, size = open_envelope(src, dst, opener, e.size)
-            if digest != e.content_sha256 or size != e.content_size:
+            if size != e.content_size or (e.content_sha256 is not None
+                                          and digest != e.content_sha256):
                 raise TamperedFile("the decrypted content differs from the signed manifest",
                                    subject=e.path, remedy=_REMEDY)
         else:

@@ -49,13 +49,14 @@ from radguard.export.dicomdir import (
     display,
 )
 from radguard.export.errors import ExportError, NothingToExport, TargetExists
+from radguard.export.image import add_bytes, add_envelope, blank, copy_extent, publish
 from radguard.export.interface import ExportOptions, ExportResult, MediumResult
+from radguard.export.iso9660 import SECTOR, IsoFile, create_image, finish_image
 from radguard.export.layout import FIXED, MediumPlan, estimate_size, plan_media
 from radguard.export.manifest import MANIFEST, SIGNATURE, Entry, Manifest
-from radguard.export.medium import write_iso
 from radguard.export.passwords import check_password
 from radguard.export.policy import capacity, policy
-from radguard.export.prepare import FileJob, Prepared, prepare
+from radguard.export.prepare import FileJob, Prepared, close_image, image_fd, prepare
 from radguard.export.pwri import PasswordKek
 from radguard.export.selection import SelectedFile, Selection, Skipped, candidates
 from radguard.export.signing import Signer, load_signer
@@ -102,12 +103,10 @@ def _deid_hook(names: Sequence[str], key: bytes) -> Callable[[Dataset], Dataset]
 
 
 class _Out:
-    """A file of the staging folder, created exclusively (0600); fsynced on close when it is part
-    of the final medium (a folder target), not when it only feeds an ISO image."""
+    """A file of a folder medium's staging tree, created exclusively (0600), fsynced on close."""
 
-    def __init__(self, stage: Path, rel: str, durable: bool = True):
-        self.durable = durable
-        path = staged(stage, rel, flat=not durable)
+    def __init__(self, stage: Path, rel: str):
+        path = stage.joinpath(*rel.split("/"))
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.fh = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
@@ -116,15 +115,8 @@ class _Out:
 
     def __exit__(self, *exc: object) -> None:
         self.fh.flush()
-        if self.durable:
-            os.fsync(self.fh.fileno())
+        os.fsync(self.fh.fileno())
         self.fh.close()
-
-
-def staged(stage: Path, rel: str, *, flat: bool) -> Path:
-    """Where file ``rel`` of a medium is staged: at its place in a folder target, or under a flat
-    name when it only feeds an ISO image (no directory tree to create and remove)."""
-    return stage / rel.replace("/", "_") if flat else stage.joinpath(*rel.split("/"))
 
 
 @dataclass
@@ -138,35 +130,38 @@ class _Job:
     export_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M"))
 
+    image: Path | None = None  # ISO target: the image the workers wrote the envelopes into
+
     def store(self, stage: Path, rel: str, data: bytes) -> Entry:
-        with _Out(stage, rel, not self.options.iso) as dst:
+        with _Out(stage, rel) as dst:
             if self.recipients is None:
                 dst.write(data)
                 return Entry(rel, len(data), hashlib.sha256(data).hexdigest(), False)
             d = envelope(io.BytesIO(data), len(data), dst, self.recipients)
         return Entry(rel, d.stored_size, d.stored_sha256, True, d.content_size, d.content_sha256)
 
-    def files(self, plan: MediumPlan, stage: Path) -> tuple[list[Leaf], list[Entry],
-                                                            dict[str, tuple[Path, int, int]]]:
-        """Leaves, manifest entries and staged locations of the DICOM files of ``plan``; for a
-        folder target the staged files are moved into the medium's tree."""
-        leaves, entries, where = [], [], {}
+    def files(self, plan: MediumPlan) -> tuple[list[Leaf], list[Entry]]:
+        """Leaves and manifest entries of the DICOM files of ``plan``."""
+        leaves, entries = [], []
+        enveloped = self.recipients is not None
         for pf in plan.files:
             p = self.prepared[pf.source.sop_uid]
             assert p.staged is not None and p.values is not None
             d = p.staged.digests
             leaves.append(Leaf(pf.file_id, p.values, p.transfer_syntax, p.tail, p.header))
-            entries.append(Entry(pf.rel, d.stored_size, d.stored_sha256, self.recipients is not None,
-                                 d.content_size if self.recipients else None,
-                                 d.content_sha256 if self.recipients else None))
-            source = self.work / p.staged.name
-            if self.options.iso:
-                where[pf.rel] = (source, p.staged.offset, d.stored_size)
-            else:
-                dest = staged(stage, pf.rel, flat=False)
-                dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                os.rename(source, dest)
-        return leaves, entries, where
+            entries.append(Entry(pf.rel, d.stored_size, d.stored_sha256, enveloped,
+                                 d.content_size if enveloped else None,
+                                 d.content_sha256 if enveloped else None))
+        return leaves, entries
+
+    def texts(self, plan: MediumPlan, leaves: Sequence[Leaf],
+              entries: Sequence[Entry]) -> list[tuple[str, bytes]]:
+        """README.TXT and INDEX.HTM of the medium."""
+        facts = self.facts(plan, sum(e.size for e in entries), leaves)
+        texts = [("README.TXT", readme_txt(facts))]
+        if self.options.index_html:
+            texts.append(("INDEX.HTM", index_htm(facts)))
+        return texts
 
     def facts(self, plan: MediumPlan, total: int, leaves: Sequence[Leaf]) -> MediumFacts:
         rows: list[dict[str, str]] = []
@@ -190,43 +185,78 @@ class _Job:
             plan.files[0].rel, tuple(rows))
 
     def medium(self, plan: MediumPlan, target: Path) -> MediumResult:
+        if self.image is not None:
+            return self.medium_iso(plan, target)
         stage = Path(tempfile.mkdtemp(prefix=".radguard-export-", dir=target.parent))
         try:
-            leaves, entries, where = self.files(plan, stage)
-            dicomdir = build_dicomdir(leaves)
-            entries.append(self.store(stage, "DICOMDIR", dicomdir))
-            facts = self.facts(plan, sum(e.size for e in entries), leaves)
-            texts = [("README.TXT", readme_txt(facts))]
-            if self.options.index_html:
-                texts.append(("INDEX.HTM", index_htm(facts)))
-            for rel, data in texts:
-                with _Out(stage, rel, not self.options.iso) as fh:
+            leaves, entries = self.files(plan)
+            for pf in plan.files:  # the staged envelopes move into the medium's tree
+                p = self.prepared[pf.source.sop_uid]
+                assert p.staged is not None
+                dest = stage.joinpath(*pf.file_id)
+                dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.rename(self.work / p.staged.name, dest)
+            entries.append(self.store(stage, "DICOMDIR", build_dicomdir(leaves)))
+            for rel, data in self.texts(plan, leaves, entries):
+                with _Out(stage, rel) as fh:
                     fh.write(data)
                 entries.append(Entry(rel, len(data), hashlib.sha256(data).hexdigest(), False))
             body, sig = self.manifest(plan, entries).signed(self.signer)
             for rel, data in ((MANIFEST, body), (SIGNATURE, sig)):
-                with _Out(stage, rel, not self.options.iso) as fh:
+                with _Out(stage, rel) as fh:
                     fh.write(data)
-            names = [e.path for e in entries] + [MANIFEST, SIGNATURE]
-            if self.options.iso:
-                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-                try:
-                    write_iso(stage, names, tmp, self.options.label,
-                              lambda rel: where.get(rel) or staged(stage, rel, flat=True))
-                    _check_fits(tmp.stat().st_size, self.options.media, target)
-                    os.rename(tmp, target)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        tmp.unlink()
-                shutil.rmtree(stage)
-                size = target.stat().st_size
-            else:
-                _fsync_tree(stage)
-                os.rename(stage, target)
-                size = sum(e.size for e in entries) + len(body) + len(sig)
+            _fsync_tree(stage)
+            os.rename(stage, target)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
             raise
+        return MediumResult(str(target), plan.index, plan.count, len(plan.files),
+                            len(plan.study_uids), sum(e.size for e in entries) + len(body)
+                            + len(sig))
+
+    def medium_iso(self, plan: MediumPlan, target: Path) -> MediumResult:
+        """The image of one medium (:mod:`radguard.export.iso9660`): for a single medium, the
+        image the envelopes already are in; for a split export, a new image per medium with its
+        envelopes copied in by extent."""
+        assert self.image is not None
+        pack = image_fd(str(self.image))
+        if plan.count == 1:
+            path, fd = self.image, pack
+        else:
+            path = self.work / f"medium-{plan.index}.iso"
+            fd = create_image(str(path))
+        try:
+            leaves, entries = self.files(plan)
+            isos: list[IsoFile] = []
+            for pf, e in zip(plan.files, entries, strict=True):
+                p = self.prepared[pf.source.sop_uid]
+                assert p.staged is not None
+                if plan.count == 1:
+                    isos.append(IsoFile(pf.rel, p.staged.offset // SECTOR, e.size))
+                else:
+                    isos.append(copy_extent(pack, p.staged.offset, fd, pf.rel, e.size))
+            dicomdir = build_dicomdir(leaves)
+            if self.recipients is not None:
+                f, d = add_envelope(fd, "DICOMDIR", dicomdir, self.recipients)
+                entries.append(Entry("DICOMDIR", d.stored_size, d.stored_sha256, True,
+                                     d.content_size, d.content_sha256))
+            else:
+                f = add_bytes(fd, "DICOMDIR", dicomdir)
+                entries.append(Entry("DICOMDIR", len(dicomdir),
+                                     hashlib.sha256(dicomdir).hexdigest(), False))
+            isos.append(f)
+            for rel, data in self.texts(plan, leaves, entries):
+                isos.append(add_bytes(fd, rel, data))
+                entries.append(Entry(rel, len(data), hashlib.sha256(data).hexdigest(), False))
+            body, sig = self.manifest(plan, entries).signed(self.signer)
+            isos += [add_bytes(fd, MANIFEST, body), add_bytes(fd, SIGNATURE, sig)]
+            size = finish_image(fd, isos, self.options.label)
+            _check_fits(size, self.options.media, target)
+            publish(fd, path, target)
+        finally:
+            if fd != pack:
+                os.close(fd)
+                path.unlink(missing_ok=True)
         return MediumResult(str(target), plan.index, plan.count, len(plan.files),
                             len(plan.study_uids), size)
 
@@ -326,7 +356,9 @@ def _prepare(paths: Sequence[str], skipped: list[Skipped], job: FileJob, workers
             skipped.append(p.outcome)
         elif p.outcome.sop_uid in by_uid:
             skipped.append(Skipped(p.outcome.path, "duplicate SOP Instance UID (exported once)"))
-            if p.staged is not None and not job.packed:
+            if p.staged is not None and job.image is not None:  # no stray ciphertext on the disc
+                blank(image_fd(job.image), p.staged.offset, p.staged.digests.stored_size)
+            elif p.staged is not None:
                 (Path(job.stage) / p.staged.name).unlink(missing_ok=True)
         else:
             by_uid[p.outcome.sop_uid] = p
@@ -380,18 +412,22 @@ def export_media(inputs: Sequence[Path], out: Path, options: ExportOptions, sett
         deid = _deid_hook(options.deid, options.deid_key or os.urandom(32))
     signer = load_signer(settings.home_path, settings.station_name)
     work = Path(tempfile.mkdtemp(prefix=".radguard-export-", dir=out.parent))
+    image = work / "image.iso" if options.iso else None
     written: list[MediumResult] = []
     selection: Selection | None = None
     plans: tuple[MediumPlan, ...] = ()
     paths: list[Path] = []
     try:
-        file_job = FileJob(str(work), options.limits, recipients, options.iso, deid)
+        if image is not None:
+            os.close(create_image(str(image)))
+        file_job = FileJob(str(work), options.limits, recipients,
+                           str(image) if image is not None else None, deid)
         selection, prepared = _prepare([p for p, _size in inputs_found], skipped, file_job,
                                        1 if deid else settings.worker_count, progress)
         plans = plan_media(selection.files, capacity(options.media).usable())
         candidates_out = targets(out, len(plans))
         _refuse_existing(candidates_out)
-        job = _Job(options, recipients, signer, settings, work, prepared)
+        job = _Job(options, recipients, signer, settings, work, prepared, image=image)
         paths = candidates_out
         for plan, path in zip(plans, paths, strict=True):
             written.append(job.medium(plan, path))
@@ -405,6 +441,8 @@ def export_media(inputs: Sequence[Path], out: Path, options: ExportOptions, sett
                        failure=f"export failed: {type(exc).__name__}")
         raise
     finally:
+        if image is not None:
+            close_image(str(image))
         shutil.rmtree(work, ignore_errors=True)
     _audit(emitter, settings, selection, plans, paths, options, recipients is not None)
     return ExportResult(
