@@ -11,7 +11,7 @@ import pydicom
 import pytest
 
 from radguard.deid import DeidOptions, deidentify_tree
-from radguard.deid.files import sync_dirs, write_atomic
+from radguard.deid.files import StagedWrites, sync_dirs, write_atomic
 
 KEY = b"write-test-key-0123456789abcdef!"
 
@@ -55,3 +55,65 @@ def test_a_run_never_calls_os_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert [f.status.value for f in report.files] == ["deidentified", "deidentified"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["CT_small.dcm",
                                                                      "MR_small_bigendian.dcm"]
+
+
+def test_staged_batch_is_renamed_only_after_commit_and_failures_are_named(tmp_path: Path) -> None:
+    """Given three staged outputs, none is visible before commit; after it the two that could be
+    renamed are in place with their bytes, the one whose name is taken by a folder is reported with
+    its error, and no temporary file is left."""
+    staging = StagedWrites()
+    blocked = tmp_path / "out" / "blocked.dcm"
+    blocked.mkdir(parents=True)
+    (blocked / "keep").write_bytes(b"x")  # a non-empty folder: the rename must fail
+    tmps = [staging.stage([b"one", memoryview(b"-1")], tmp_path / "out" / "a.dcm"),
+            staging.stage(b"two", blocked),
+            staging.stage(b"three", tmp_path / "out" / "sub" / "c.dcm")]
+    assert len(staging) == 3
+    assert not (tmp_path / "out" / "a.dcm").exists()
+    errors = staging.commit()
+    assert list(errors) == [tmps[1]] and isinstance(errors[tmps[1]], OSError)
+    assert (tmp_path / "out" / "a.dcm").read_bytes() == b"one-1"
+    assert (tmp_path / "out" / "sub" / "c.dcm").read_bytes() == b"three"
+    left = [p.name for p in (tmp_path / "out").rglob("*.part")]
+    assert left == [] and len(staging) == 0
+
+
+def test_abort_leaves_nothing(tmp_path: Path) -> None:
+    """Given staged outputs and an abort, neither outputs nor temporary files remain."""
+    staging = StagedWrites()
+    staging.stage(b"data", tmp_path / "x.dcm")
+    staging.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_output_is_flushed_before_its_name_appears(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a folder run in batches, each temporary file was ``fdatasync``-ed before the rename
+    that gives it its final name, and every file is reported done with its output in place."""
+    src = tmp_path / "in"
+    src.mkdir()
+    names = ["CT_small.dcm", "MR_small_bigendian.dcm", "rtplan.dcm", "JPEG2000.dcm"]
+    for i in range(30):  # more files than one batch
+        name = names[i % len(names)]
+        shutil.copy(pydicom.data.get_testdata_file(name), src / f"{i:02d}-{name}")
+    flushed: set[str] = set()
+    renamed: list[str] = []
+    real_sync, real_replace = os.fdatasync, os.replace
+
+    def sync(fd: int) -> None:
+        real_sync(fd)
+        flushed.add(os.readlink(f"/proc/self/fd/{fd}"))
+
+    def rename(a: str | Path, b: str | Path) -> None:
+        assert str(a) in flushed, f"{a} renamed before it was flushed"
+        renamed.append(str(b))
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "fdatasync", sync)
+    monkeypatch.setattr(os, "replace", rename)
+    report = deidentify_tree(src, tmp_path / "out", DeidOptions.from_names([], key=KEY),
+                             workers=1)
+    assert {f.status.value for f in report.files} == {"deidentified"}
+    assert len(renamed) == 30 and all(f.pending is None for f in report.files)
+    assert all(Path(f.output).is_file() for f in report.files if f.output)
+    assert not list((tmp_path / "out").rglob("*.part"))

@@ -2,8 +2,11 @@
 
 :func:`deidentify_tree` mirrors INPUT into OUTPUT (same sub-folders and file names, unless
 ``rename``); one file gives one file. Files are handed to :func:`radguard.engine.run_batched` on every
-core; each worker compiles the table once. With ``resume`` a file whose output already exists (outputs
-are written atomically, so an existing one is complete) is not done again.
+core in batches of :data:`BATCH_FILES`; each worker compiles the table once. The outputs of a batch are
+made durable together (:class:`~radguard.deid.files.StagedWrites`: written, flushed with
+``fdatasync``, then renamed), and a file is reported done only after that. With ``resume`` a file
+whose output already exists (outputs are renamed into place only once durable, so an existing one
+is complete) is not done again.
 
 Audit (PS3.15 A.5.3.6 DICOM Instances Accessed, action C): de-identification creates new instances
 from the originals; every original study is a participant object with Data Life Cycle 7
@@ -27,7 +30,7 @@ from radguard.audit import AuditEmitter, builders
 from radguard.audit.message import ActionCode, AuditMessage, Outcome
 from radguard.config import Settings
 from radguard.deid.errors import DeidError, DeidKeyError
-from radguard.deid.files import deidentify_file, sync_dirs
+from radguard.deid.files import StagedWrites, deidentify_file, sync_dirs
 from radguard.deid.options import DeidOptions
 from radguard.deid.report import DeidRunReport, FileDeidReport, FileStatus
 from radguard.deid.tables import table_versions
@@ -40,6 +43,8 @@ __all__ = ["audit_run", "deidentify_tree", "pairs", "project_key", "verify_tree"
 
 ProgressFn = Callable[[int, int, str], None]
 KEY_FILE = "keys/deid-project.key"
+BATCH_FILES = 24
+"""Files per worker batch: their outputs are made durable together (:class:`StagedWrites`)."""
 
 
 def project_key(settings: Settings, key_file: Path | None = None) -> bytes:
@@ -80,14 +85,42 @@ def _init(options: DeidOptions, limits: ReadLimits, resume: bool) -> tuple[Any, 
     return (options, limits, resume)
 
 
-def _one(state: tuple[Any, ...], item: tuple[Path, Path]) -> FileDeidReport:
+def _one(state: tuple[Any, ...], item: tuple[Path, Path],
+         staging: StagedWrites | None = None) -> FileDeidReport:
     options, limits, resume = state
     src, dst = item
     if resume and dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
         return FileDeidReport(str(src), str(dst), FileStatus.DEIDENTIFIED,
                               message="already de-identified (resume)")
-    report: FileDeidReport = deidentify_file(src, dst, options, limits)
+    report: FileDeidReport = deidentify_file(src, dst, options, limits, staging=staging)
     return report
+
+
+def _chunk(state: tuple[Any, ...], items: list[tuple[Path, Path]]) -> list[FileDeidReport]:
+    """One batch in a worker: every output staged (:class:`StagedWrites`), then all made durable
+    and renamed at once; a file counts as de-identified only once its output is durable and in
+    place (so ``resume``, which trusts existing outputs, stays correct after a crash)."""
+    staging = StagedWrites()
+    try:
+        reports = [_one(state, item, staging) for item in items]
+        errors = staging.commit()
+    except BaseException:
+        staging.abort()
+        raise
+    done = []
+    for report in reports:
+        if report.pending is None:
+            done.append(report)
+        elif report.pending in errors:
+            done.append(replace(report, status=FileStatus.FAILED, pending=None,
+                                message=f"cannot write output: {errors[report.pending].strerror}"))
+        else:
+            done.append(replace(report, pending=None))
+    return done
+
+
+def _chunks(items: list[tuple[Path, Path]], size: int) -> list[list[tuple[Path, Path]]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def _warm(options: DeidOptions) -> None:
@@ -117,13 +150,15 @@ def deidentify_tree(source: Path, output: Path, options: DeidOptions, *, workers
     items = list(pairs(source, output))
     _warm(options)
     reports: list[FileDeidReport] = []
-    for report in run_batched(_one, items, initializer=_init,
-                              initargs=(options, limits or ReadLimits(), resume),
-                              workers=max(1, workers), batch_size=16):
-        reports.append(report)
+    for chunk in run_batched(_chunk, _chunks(items, BATCH_FILES), initializer=_init,
+                             initargs=(options, limits or ReadLimits(), resume),
+                             workers=max(1, workers), batch_size=1):
+        reports.extend(chunk)
         if progress is not None:
-            progress(len(reports), len(items), report.source)
-    sync_dirs(Path(r.output).parent for r in reports if r.output and r.ok)
+            for i, report in enumerate(chunk, start=len(reports) - len(chunk) + 1):
+                progress(i, len(items), report.source)
+    sync_dirs(Path(folder) for folder in {os.path.dirname(r.output) for r in reports
+                                          if r.output and r.ok})
     reports.sort(key=lambda r: r.source)
     return DeidRunReport(
         input=str(source), output=str(output), options=tuple(options.option_list),

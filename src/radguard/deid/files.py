@@ -34,7 +34,8 @@ from radguard.dicomio import MemorySource, ReadLimits, WalkResult, open_path, wa
 from radguard.errors import RadGuardError
 from radguard.findings import ControlRef, Evidence, Finding, Severity
 
-__all__ = ["REFUSING_PROBLEMS", "deidentify_file", "quiet_pydicom", "sync_dirs", "write_atomic"]
+__all__ = ["REFUSING_PROBLEMS", "StagedWrites", "deidentify_file", "quiet_pydicom", "sync_dirs",
+           "write_atomic"]
 
 REFUSING_PROBLEMS = frozenset({"limit-exceeded", "malformed", "truncated", "value-past-eof",
                                "item-length-overrun", "invalid-vr"})
@@ -82,15 +83,8 @@ def _write_all(fd: int, data: bytes | Sequence[bytes | memoryview]) -> None:
             view = view[os.write(fd, view):]
 
 
-def write_atomic(data: bytes | Sequence[bytes | memoryview], dst: Path, *,
-                 commit: bool = True) -> str:
-    """Write ``data`` to ``dst`` via a temporary file in the same folder, ``fdatasync`` it and
-    rename it into place (the data are on disk before the name points at them; the folder entry
-    is made durable by :func:`sync_dirs`, once per folder, by the caller).
-
-    Only our own file is flushed (``fdatasync`` of our descriptor, never ``os.sync()``, which
-    would flush every dirty page of the machine). With ``commit=False`` the temporary file is
-    written and flushed but not renamed; its path is returned and the caller renames it."""
+def _open_temporary(dst: Path) -> tuple[int, str]:
+    """A new temporary file beside ``dst`` (its folder made once per process): (fd, path)."""
     folder = dst.parent
     if folder not in _MADE_DIRS:
         folder.mkdir(parents=True, exist_ok=True)
@@ -99,12 +93,25 @@ def write_atomic(data: bytes | Sequence[bytes | memoryview], dst: Path, *,
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
         try:
-            fd = os.open(tmp, flags, 0o644)
+            return os.open(tmp, flags, 0o644), tmp
         except FileNotFoundError:  # the folder went away since this process made it
             folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, flags, 0o644)
+            return os.open(tmp, flags, 0o644), tmp
     except FileExistsError:  # left by a killed run with the same process id: a fresh name
-        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=folder)
+        return tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=folder)
+
+
+def write_atomic(data: bytes | Sequence[bytes | memoryview], dst: Path, *,
+                 commit: bool = True) -> str:
+    """Write ``data`` to ``dst`` via a temporary file in the same folder, ``fdatasync`` it and
+    rename it into place (the data are on disk before the name points at them; the folder entry
+    is made durable by :func:`sync_dirs`, once per folder, by the caller).
+
+    Only our own file is flushed (``fdatasync`` of our descriptor, never ``os.sync()``, which
+    would flush every dirty page of the machine). With ``commit=False`` the temporary file is
+    written and flushed but not renamed; its path is returned and the caller renames it.
+    Batches use :class:`StagedWrites` instead (same guarantee, one wait per batch)."""
+    fd, tmp = _open_temporary(dst)
     try:
         try:
             _write_all(fd, data)
@@ -118,6 +125,78 @@ def write_atomic(data: bytes | Sequence[bytes | memoryview], dst: Path, *,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+_WRITEBACK = getattr(os, "POSIX_FADV_DONTNEED", None)
+
+
+class StagedWrites:
+    """The outputs of one batch, made durable together: same guarantee as :func:`write_atomic`.
+
+    :meth:`stage` writes a temporary file and asks the kernel to start writing it back now
+    (``posix_fadvise(POSIX_FADV_DONTNEED)`` starts write-back of the dirty pages on Linux; it is a
+    hint, never the guarantee), so the disk works while the next files are de-identified.
+    :meth:`commit` then calls ``fdatasync`` on every temporary file (the guarantee: each file's data are
+    on disk; after the first one most have nothing left to wait for, and one journal commit
+    covers the batch) and only then renames them into place. A file is reported done only after
+    :meth:`commit` says it is durable and named; the folders are fsynced by :func:`sync_dirs`.
+    Never ``os.sync()`` or ``syncfs()``: they would flush other programs' data too.
+    """
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[int, str, Path]] = []
+
+    def __len__(self) -> int:
+        return len(self._staged)
+
+    def stage(self, data: bytes | Sequence[bytes | memoryview], dst: Path) -> str:
+        """Write ``data`` to a temporary file beside ``dst``; returns its path (not yet durable,
+        not yet renamed). Raises ``OSError`` (nothing left behind) when it cannot be written."""
+        fd, tmp = _open_temporary(dst)
+        try:
+            _write_all(fd, data)
+            if _WRITEBACK is not None:
+                with contextlib.suppress(OSError):
+                    os.posix_fadvise(fd, 0, 0, _WRITEBACK)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._staged.append((fd, tmp, dst))
+        return tmp
+
+    def commit(self) -> dict[str, OSError]:
+        """Flush every staged file, then rename the flushed ones into place; returns the error of
+        each temporary file that could not be made durable or renamed (it is removed)."""
+        errors: dict[str, OSError] = {}
+        staged, self._staged = self._staged, []
+        for fd, tmp, _ in staged:
+            try:
+                os.fdatasync(fd)
+            except OSError as exc:
+                errors[tmp] = exc
+            finally:
+                os.close(fd)
+        for _, tmp, dst in staged:
+            if tmp not in errors:
+                try:
+                    os.replace(tmp, dst)
+                except OSError as exc:
+                    errors[tmp] = exc
+            if tmp in errors:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        return errors
+
+    def abort(self) -> None:
+        """Close and remove every staged temporary file (nothing is renamed)."""
+        staged, self._staged = self._staged, []
+        for fd, tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def sync_dirs(folders: Iterable[Path]) -> None:
@@ -158,11 +237,13 @@ def _encode(ds: Dataset) -> io.BytesIO:
 
 def deidentify_file(src: Path, dst: Path, options: DeidOptions,
                     limits: ReadLimits | None = None, *, commit: bool = True,
-                    engine: str = "auto") -> FileDeidReport:
+                    engine: str = "auto", staging: StagedWrites | None = None) -> FileDeidReport:
     """De-identify ``src`` into ``dst`` (or ``dst.parent/<new SOP Instance UID>.dcm`` with ``rename``).
 
     ``commit=False`` leaves the output in a temporary file named by ``report.pending`` (batch use,
-    see :func:`write_atomic`). Never raises for bad input: the report's status is REFUSED (with a
+    see :func:`write_atomic`). With ``staging`` the output is staged in that batch instead
+    (``report.pending`` names the temporary file; it counts as written only after
+    :meth:`StagedWrites.commit`). Never raises for bad input: the report's status is REFUSED (with a
     finding) for non-DICOM, hostile or unreadable files and FAILED when the output cannot be
     written. pydicom's warnings are silenced here: they quote values, which are PHI (DESIGN.md
     invariant 4).
@@ -172,11 +253,21 @@ def deidentify_file(src: Path, dst: Path, options: DeidOptions,
     ``"pydicom"`` forces the pydicom path (used to prove both give the same data sets).
     """
     with quiet_pydicom():
-        return _deidentify_file(Path(src), Path(dst), options, limits, commit, engine)
+        return _deidentify_file(Path(src), Path(dst), options, limits, commit, engine, staging)
+
+
+def _write(data: bytes | Sequence[bytes | memoryview], dst: Path, commit: bool,
+           staging: StagedWrites | None) -> str | None:
+    """Write the output: staged in the batch, or durable on its own; returns the temporary file
+    still pending (``None`` when the output is already in place)."""
+    if staging is not None:
+        return staging.stage(data, dst)
+    tmp = write_atomic(data, dst, commit=commit)
+    return None if commit else tmp
 
 
 def _fast(src: Path, dst: Path, data: bytes | None, result: WalkResult, options: DeidOptions,
-          commit: bool) -> FileDeidReport | str:
+          commit: bool, staging: StagedWrites | None) -> FileDeidReport | str:
     """The byte-level path (:mod:`.fastpath`): a report, or why this file needs the pydicom path."""
     from radguard.deid.fastpath import Fallback, deidentify_bytes
 
@@ -193,16 +284,17 @@ def _fast(src: Path, dst: Path, data: bytes | None, result: WalkResult, options:
     if options.rename and out.sop_instance_uid:
         dst = dst.parent / f"{out.sop_instance_uid}.dcm"
     try:
-        tmp = write_atomic(out.pieces, dst, commit=commit)
+        tmp = _write(out.pieces, dst, commit, staging)
     except OSError as exc:
         return FileDeidReport(str(src), str(dst), FileStatus.FAILED, out.changes,
                               message=f"cannot write output: {exc.strerror}", engine="bytes")
     return FileDeidReport(str(src), str(dst), FileStatus.DEIDENTIFIED, out.changes,
-                          pending=None if commit else tmp, engine="bytes")
+                          pending=tmp, engine="bytes")
 
 
 def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
-                     limits: ReadLimits | None, commit: bool, engine: str) -> FileDeidReport:
+                     limits: ReadLimits | None, commit: bool, engine: str,
+                     staging: StagedWrites | None) -> FileDeidReport:
     with contextlib.suppress(OSError):
         if dst.exists() and os.path.samefile(src, dst):
             return _refuse(src, "deid.output-is-input", "the output would overwrite the input",
@@ -231,7 +323,7 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
                            severity=Severity.INFO)
         fallback = ""
         if engine != "pydicom":
-            fast = _fast(src, dst, data, result, options, commit)
+            fast = _fast(src, dst, data, result, options, commit, staging)
             if isinstance(fast, FileDeidReport):
                 return fast
             fallback = fast
@@ -270,11 +362,11 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
     if options.rename and "SOPInstanceUID" in ds:
         dst = dst.parent / f"{ds.SOPInstanceUID}.dcm"
     try:
-        tmp = write_atomic(out.getvalue(), dst, commit=commit)
+        tmp = _write(out.getvalue(), dst, commit, staging)
     except OSError as exc:
         return FileDeidReport(str(src), str(dst), FileStatus.FAILED, changes,
                               message=f"cannot write output: {exc.strerror}", engine="pydicom",
                               fallback=fallback)
     status = FileStatus.INCOMPLETE if changes.uncleaned else FileStatus.DEIDENTIFIED
-    return FileDeidReport(str(src), str(dst), status, changes, pending=None if commit else tmp,
+    return FileDeidReport(str(src), str(dst), status, changes, pending=tmp,
                           engine="pydicom", fallback=fallback)
