@@ -14,9 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pynetdicom import AE, evt
-from pynetdicom.presentation import build_context
-
 from radguard.dicomio.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from radguard.dimse.errors import AssociationFailed
 from radguard.dimse.tls import TlsOptions, client_context
@@ -79,6 +76,9 @@ def open_association(peer: Peer, contexts: Iterable[tuple[str, Iterable[str]]]) 
     TlsConfigError
         The TLS files cannot be loaded.
     """
+    from pynetdicom import AE, evt  # here: importing pynetdicom costs ~0.3 s at start-up
+    from pynetdicom.presentation import build_context
+
     built = [build_context(abstract, list(syntaxes)) for abstract, syntaxes in contexts]
     if len(built) > MAX_CONTEXTS:
         raise AssociationFailed(f"{len(built)} presentation contexts; at most {MAX_CONTEXTS}",

@@ -152,9 +152,22 @@ class FolderPackage:
         return self._sizes[name]
 
     def read(self, name: str) -> bytes:
-        fd = os.open(self.path / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with os.fdopen(fd, "rb") as fh:
-            return fh.read(MAX_MEMBER_SIZE + 1)
+        """The member's bytes, at most ``MAX_MEMBER_SIZE + 1`` (one more than allowed, so a
+        member that is too large, or grew since it was listed, shows as a size mismatch).
+
+        Reads into one buffer of the size ``fstat`` reports (+ 1), not a buffer of the bound: no
+        8 GiB request to the allocator per member."""
+        fd = os.open(os.path.join(self.path, name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            want = min(os.fstat(fd).st_size, MAX_MEMBER_SIZE) + 1
+            parts: list[bytes] = []
+            got = 0
+            while got < want and (chunk := os.read(fd, want - got)):
+                parts.append(chunk)
+                got += len(chunk)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         return None

@@ -10,9 +10,9 @@ names the member and a cause code; one problem refuses the whole package.
 from __future__ import annotations
 
 import hashlib
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,30 +105,8 @@ def verify_package(path: Path, trust: TrustStore,
                                            f"{manifest.key_id} but was signed by {kid}"))
         listed = manifest.by_name()
 
-        kept: dict[str, bytes] = {}
-        budget = [keep_bytes]
-        lock = threading.Lock()
-
-        def check(entry: ManifestFile) -> PackageProblem | None:
-            if entry.name not in names:
-                return PackageProblem(entry.name, "incomplete", "listed in the manifest but missing")
-            data = reader.read(entry.name)
-            found = check_member(data, entry)
-            if found is None and len(data) <= budget[0]:
-                with lock:
-                    if len(data) <= budget[0]:
-                        budget[0] -= len(data)
-                        kept[entry.name] = data
-            return found
-
-        # reading and SHA-256 release the GIL: a few threads keep the disk and the cores busy
-        with ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="radguard-verify") as pool:
-            for done, (entry, found) in enumerate(
-                    zip(manifest.files, pool.map(check, manifest.files), strict=True), 1):
-                if found is not None:
-                    problems.append(found)
-                if progress is not None:
-                    progress(done, len(manifest.files), entry.name)
+        found, kept = _check_members(reader, names, manifest.files, keep_bytes, progress)
+        problems.extend(p for p in found if p is not None)
         for extra in sorted(names - set(listed) - {MANIFEST, SIGNATURE}):
             problems.append(PackageProblem(extra, "unexpected-file", "not listed in the manifest"))
         if problems:
@@ -138,3 +116,58 @@ def verify_package(path: Path, trust: TrustStore,
         reader.close()
         raise
     return VerifiedPackage(path, manifest, kid, station, reader, kept)
+
+
+def _check_members(reader: FolderPackage | TarPackage, names: set[str],
+                   files: tuple[ManifestFile, ...], keep_bytes: int,
+                   progress: Callable[[int, int, str], None] | None
+                   ) -> tuple[list[PackageProblem | None], dict[str, bytes]]:
+    """Check every member in :data:`HASH_THREADS` threads (reading and SHA-256 release the GIL),
+    each taking the next member until none is left; the problem of each member (manifest order)
+    and the bytes kept, up to ``keep_bytes``. ``progress`` is called in the calling thread."""
+    kept: dict[str, bytes] = {}
+    budget = [keep_bytes]
+    lock = threading.Lock()
+    found: list[PackageProblem | None] = [None] * len(files)
+    todo = iter(range(len(files)))
+    finished: queue.SimpleQueue[int | BaseException] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def check(entry: ManifestFile) -> PackageProblem | None:
+        if entry.name not in names:
+            return PackageProblem(entry.name, "incomplete", "listed in the manifest but missing")
+        data = reader.read(entry.name)
+        problem = check_member(data, entry)
+        if problem is None and len(data) <= budget[0]:
+            with lock:
+                if len(data) <= budget[0]:
+                    budget[0] -= len(data)
+                    kept[entry.name] = data
+        return problem
+
+    def worker() -> None:
+        try:
+            while not stop.is_set() and (i := next(todo, None)) is not None:
+                found[i] = check(files[i])
+                finished.put(i)
+        except BaseException as exc:  # raised in the calling thread
+            finished.put(exc)
+
+    threads = [threading.Thread(target=worker, name=f"radguard-verify-{k}", daemon=True)
+               for k in range(min(HASH_THREADS, max(1, len(files))))]
+    for t in threads:
+        t.start()
+    error: BaseException | None = None
+    for done in range(1, len(files) + 1):
+        item = finished.get()
+        if isinstance(item, BaseException):
+            error = item
+            stop.set()
+            break
+        if progress is not None:
+            progress(done, len(files), files[item].name)
+    for t in threads:
+        t.join()
+    if error is not None:
+        raise error
+    return found, kept
