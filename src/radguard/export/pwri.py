@@ -116,8 +116,10 @@ def kek_wrap(kek: bytes, iv: bytes, cek: bytes) -> bytes:
     body = bytes((len(cek),)) + bytes(b ^ 0xFF for b in cek[:3]) + cek
     padded_len = max(2 * block, -(-len(body) // block) * block)
     body += os.urandom(padded_len - len(body))
-    first = _cbc(kek, iv, body, encrypt=True)
-    return _cbc(kek, first[-block:], first, encrypt=True)
+    # the second pass's IV is the last block of the first: one CBC chain over both passes
+    ctx = Cipher(algorithms.AES(kek), modes.CBC(iv)).encryptor()
+    first = ctx.update(body)
+    return ctx.update(first)
 
 
 def kek_unwrap(kek: bytes, iv: bytes, wrapped: bytes) -> bytes:
