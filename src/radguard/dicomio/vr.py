@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 
 __all__ = [
@@ -78,6 +80,45 @@ def transfer_syntax(uid: str) -> TransferSyntax:
     return TransferSyntax(uid, known=False)
 
 
+_Table = tuple[dict[int, str], tuple[tuple[int, int, str], ...]]
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> _Table:
+    """PS3.6 tag -> VR, and the repeating-group masks (50xx, 60xx...), from pydicom's data.
+
+    pydicom ships PS3.6 as a plain module of dict literals (``pydicom/_dicom_dict.py``). It is
+    loaded on its own, without importing the ``pydicom`` package (numpy, pixel handlers: about
+    0.3 s per process, paid by every scan worker that meets an Implicit VR file).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("pydicom")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = os.path.join(folder, "_dicom_dict.py")
+        part = importlib.util.spec_from_file_location("radguard_ps36_dictionary", path)
+        if part is None or part.loader is None or not os.path.isfile(path):
+            continue
+        module = importlib.util.module_from_spec(part)
+        part.loader.exec_module(module)
+        return _tables(module.DicomDictionary, module.RepeatersDictionary)
+    from pydicom._dicom_dict import DicomDictionary, RepeatersDictionary  # other layouts
+
+    return _tables(DicomDictionary, RepeatersDictionary)
+
+
+def _tables(main: Mapping[int, tuple[str, ...]], repeaters: Mapping[str, tuple[str, ...]]) -> _Table:
+    def vr(entry: tuple[str, ...]) -> str:
+        # Ambiguous entries such as "US or SS" or "OB or OW": the first is good enough for walking.
+        return entry[0].split(" or ")[0][:2]
+
+    # A mask such as "60xx0010" matches a tag whose non-x hex digits are equal (as pydicom does).
+    masks = tuple((int(m.replace("x", "0"), 16), int("".join("F0"[c == "x"] for c in m), 16),
+                   vr(entry)) for m, entry in repeaters.items())
+    return {tag: vr(entry) for tag, entry in main.items()}, masks
+
+
 @lru_cache(maxsize=8192)
 def implicit_vr(tag: int) -> bytes:
     """VR of ``tag`` for Implicit VR data sets: from the data dictionary (PS3.6), ``UN`` if unknown.
@@ -89,11 +130,8 @@ def implicit_vr(tag: int) -> bytes:
         return b"UL"
     if group & 1:
         return b"LO" if 0x0010 <= elem <= 0x00FF else b"UN"
-    from pydicom.datadict import dictionary_VR
-
-    try:
-        vr = dictionary_VR(tag)
-    except KeyError:
-        return b"UN"
-    # Ambiguous entries such as "US or SS" or "OB or OW": the first is good enough for walking.
-    return vr.split(" or ")[0][:2].encode("ascii")
+    main, masks = _dictionary()
+    vr = main.get(tag)
+    if vr is None:
+        vr = next((v for value, mask, v in masks if (tag ^ value) & mask == 0), "UN")
+    return vr.encode("ascii")
