@@ -120,3 +120,28 @@ def test_sarif_and_html(tmp_path: Path, scp) -> None:  # type: ignore[no-untyped
     assert html.returncode == 0 and "OFFIS_DCMTK" in html.stdout
 
 
+
+
+def test_silent_node_is_named_with_the_wait_and_the_timeouts_are_reported(tmp_path: Path) -> None:
+    from tests.assess.scripted import RawPeer
+
+    peer = RawPeer("silent")
+    try:
+        done = _run(tmp_path, "assess", f"127.0.0.1:{peer.port}", "--only", "dicom.fingerprint",
+                    "--format", "json", "--timeout", "1", "--connect-timeout", "2",
+                    "--no-record")
+    finally:
+        peer.close()
+    report = json.loads(done.stdout)
+    assert report["options"]["timeout"] == 1 and report["options"]["connect_timeout"] == 2
+    [n] = report["nodes"]
+    assert n["reason"] == "silent: no answer within 1 s to the A-ASSOCIATE-RQ"
+    assert f"127.0.0.1:{peer.port}" in done.stderr and "no answer within 1 s" in done.stderr
+    assert "not assessed" in done.stderr
+
+
+def test_defaults_wait_30_s_for_an_answer_and_5_s_for_a_connection(tmp_path: Path) -> None:
+    done = _run(tmp_path, "assess", f"127.0.0.1:{free_port()}", "--only", "dicom.fingerprint",
+                "--format", "json", "--no-record")
+    options = json.loads(done.stdout)["options"]
+    assert (options["timeout"], options["connect_timeout"]) == (30.0, 5.0)

@@ -171,6 +171,9 @@ def test_odd_peers_are_results_with_reasons(mode: str, reasons: tuple[str, ...])
         peer.close()
     n = r.nodes[0]
     assert n.reachable and n.reason.startswith(reasons)
+    if mode == "silent":  # a statement about the wait, never "not DICOM"
+        assert "no answer within 1 s" in n.reason
+        assert n.fingerprint["association"] == "silent"
     assert n.findings == ()
     site = ("dicom.no-tls", "dicom.tls-optional")
     assert all(v.startswith("not run") for k, v in n.checks.items() if k not in site)

@@ -69,11 +69,18 @@ def read_pdu(channel: Channel, deadline: float) -> tuple[int, bytes]:
 
 def attempt(host: str, port: int, *, called: str | bytes, calling: str | bytes,
             contexts: Sequence[Context], timeout: float, tls: TlsConfig | None = None,
-            identity: UserIdentity | None = None, server_hostname: str | None = None) -> Attempt:
-    """Make one association attempt and release it; see the module docstring."""
+            identity: UserIdentity | None = None, server_hostname: str | None = None,
+            connect_timeout: float | None = None) -> Attempt:
+    """Make one association attempt and release it; see the module docstring.
+
+    ``connect_timeout`` bounds the TCP connection (default: ``timeout``), ``timeout`` the TLS
+    handshake and the association answer. A node that connects and does not answer in time is
+    ``silent`` with the reason "no answer within T s": a statement about this wait, not a claim
+    that the node does not speak DICOM.
+    """
     start = time.monotonic()
     try:
-        channel = open_channel(host, port, timeout)
+        channel = open_channel(host, port, timeout, connect_timeout)
     except ChannelError as exc:
         return Attempt(AssociateAnswer(exc.kind, reason=exc.detail),
                        seconds=time.monotonic() - start)
@@ -91,8 +98,11 @@ def attempt(host: str, port: int, *, called: str | bytes, calling: str | bytes,
             pdu_type, body = read_pdu(channel, deadline)
         except ChannelError as exc:
             # connected but no answer: the device is there and silent, not unreachable
-            kind = "silent" if exc.kind == "timeout" else exc.kind
-            return Attempt(AssociateAnswer(kind, reason=exc.detail), handshake,
+            if exc.kind == "timeout":
+                return Attempt(AssociateAnswer(
+                    "silent", reason=f"no answer within {timeout:g} s to the A-ASSOCIATE-RQ"),
+                    handshake, channel.local_address, time.monotonic() - start)
+            return Attempt(AssociateAnswer(exc.kind, reason=exc.detail), handshake,
                            channel.local_address, time.monotonic() - start)
         answer = parse_answer(pdu_type, body)
         if answer.kind == "accept":

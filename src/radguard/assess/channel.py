@@ -234,14 +234,19 @@ class Channel:
             self.sock.close()
 
 
-def open_channel(host: str, port: int, timeout: float) -> Channel:
-    """Connect over TCP with ``TCP_NODELAY``; raise :class:`ChannelError` (refused/timeout/...)."""
+def open_channel(host: str, port: int, timeout: float,
+                 connect_timeout: float | None = None) -> Channel:
+    """Connect over TCP with ``TCP_NODELAY``; raise :class:`ChannelError` (refused/timeout/...).
+
+    ``connect_timeout`` bounds the connection (default ``timeout``); ``timeout`` is the channel's
+    wait for the TLS handshake."""
+    wait = timeout if connect_timeout is None else connect_timeout
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = socket.create_connection((host, port), timeout=wait)
     except ConnectionRefusedError as exc:
         raise ChannelError("refused", "connection refused") from exc
     except TimeoutError as exc:
-        raise ChannelError("timeout", "no TCP connection before the deadline") from exc
+        raise ChannelError("timeout", f"no TCP connection within {wait:g} s") from exc
     except ConnectionResetError as exc:
         raise ChannelError("reset", "connection reset by peer") from exc
     except OSError as exc:

@@ -4,6 +4,15 @@ A *device* is one endpoint (host and port) by default, or one host with ``per_ho
 connection RadGuard opens to a device (TCP, TLS handshake, association, HTTP request) takes a turn:
 turns are serialised by a lock, spaced by ``1/rate`` seconds from the end of the previous one, and
 refused once the device's time budget is spent (:class:`BudgetSpent`).
+
+Timeouts (docs/assess.md "Timeouts"): ``connect_timeout`` bounds the TCP connection (a network
+matter: on a LAN a SYN is answered in well under a millisecond, and 5 s covers two SYN
+retransmissions); ``timeout`` bounds every wait for the node's *application* (A-ASSOCIATE answer,
+TLS handshake, DIMSE response, HTTP answer). The latter is 30 s by default, the ACSE timeout of
+DCMTK and pynetdicom: an acceptor's answer time is not network round-trip time (a DCMTK acceptor
+looks up the caller's host name first, which waits out the resolver's timeout when DNS is broken;
+a single-association acceptor leaves a second connection in the listen backlog until its current
+association ends), so a shorter wait reports live DICOM nodes as silent.
 """
 
 from __future__ import annotations
@@ -23,11 +32,13 @@ class BudgetSpent(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Politeness:
-    """``rate``: connections per second per device; ``timeout``: seconds per operation;
-    ``budget``: seconds per device in all; ``per_host``: a host is one device."""
+    """``rate``: connections per second per device; ``timeout``: seconds to wait for each answer
+    of the node (association, handshake, response); ``connect_timeout``: seconds for the TCP
+    connection; ``budget``: seconds per device in all; ``per_host``: a host is one device."""
 
     rate: float = 10.0
-    timeout: float = 5.0
+    timeout: float = 30.0
+    connect_timeout: float = 5.0
     budget: float = 120.0
     per_host: bool = False
 

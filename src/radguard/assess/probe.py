@@ -99,11 +99,14 @@ class NodeProbe:
     """Lazy, cached observations of one DIMSE endpoint."""
 
     def __init__(self, target: Target, device: Device, options: ProbeOptions,
-                 timeout: float) -> None:
+                 timeout: float, connect_timeout: float | None = None) -> None:
         self.target = target
         self.device = device
         self.options = options
         self.timeout = timeout
+        """Seconds to wait for each answer of the node (association, handshake, response)."""
+        self.connect_timeout = timeout if connect_timeout is None else connect_timeout
+        """Seconds for each TCP connection."""
         self.calling = random_aet("RG")
         self.skipped: list[str] = []
         self.rest: list[WebProbe] = []
@@ -120,7 +123,7 @@ class NodeProbe:
                 return attempt(self.target.host, self.target.port, called=called, calling=calling,
                                contexts=contexts, timeout=self.timeout,
                                tls=(tls_config or self.tls_config) if tls else None,
-                               identity=identity)
+                               identity=identity, connect_timeout=self.connect_timeout)
         except BudgetSpent as exc:
             return Attempt(AssociateAnswer("budget", reason=str(exc)))
 
@@ -207,7 +210,8 @@ class NodeProbe:
         """Versions, suites and certificate, for a TLS endpoint."""
         if self.transport != "tls":
             return None
-        shake = handshake_once(self.target.host, self.target.port, self.timeout)
+        shake = handshake_once(self.target.host, self.target.port, self.timeout,
+                               self.connect_timeout)
 
         def polite(cfg: TlsConfig) -> Any:
             with self.device.turn():
@@ -248,7 +252,8 @@ class NodeProbe:
         try:
             with self.device.turn():
                 return dimse_session(self.target.host, self.target.port, called=called,
-                                     calling=calling, timeout=self.timeout, ops=ops,
+                                     calling=calling, timeout=self.timeout,
+                                     connect_timeout=self.connect_timeout, ops=ops,
                                      salt=self.options.salt, tls=ctx,
                                      move_bind=self.base.local_address or None,
                                      move_port=self.options.move_port)
@@ -296,12 +301,12 @@ class WebProbe:
     """Lazy, cached observations of one HTTP endpoint (DICOMweb root and/or Orthanc REST)."""
 
     def __init__(self, target: Target, device: Device, options: ProbeOptions,
-                 timeout: float) -> None:
+                 timeout: float, connect_timeout: float | None = None) -> None:
         from radguard.assess.web import WebProber
 
         self.target = target
         self.options = options
-        self.web = WebProber(device.turn, timeout)
+        self.web = WebProber(device.turn, timeout, connect_timeout)
         url = target.url or target.base_url
         self.base = target.base_url
         self.dicomweb = url if "dicom-web" in url else f"{url}/dicom-web"

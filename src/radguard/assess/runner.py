@@ -135,8 +135,10 @@ def run_assessment(targets: Sequence[Target], checks: Sequence[type[Check]],
     for t in targets:
         key = _device_key(t, policy)
         device = devices.setdefault(key, Device(key, policy))
-        probe: Probe = (NodeProbe(t, device, options, policy.timeout) if t.kind == "dicom"
-                        else WebProbe(t, device, options, policy.timeout))
+        probe: Probe = (
+            NodeProbe(t, device, options, policy.timeout, policy.connect_timeout)
+            if t.kind == "dicom" else
+            WebProbe(t, device, options, policy.timeout, policy.connect_timeout))
         works.append(_Work(probe, [], {}))
     webs_by_host: dict[str, list[WebProbe]] = defaultdict(list)
     for w in works:
@@ -186,7 +188,8 @@ def run_assessment(targets: Sequence[Target], checks: Sequence[type[Check]],
         finished=finished.isoformat(timespec="seconds"), nodes=nodes,
         options={"intrusive": options.intrusive, "checks": [c.id for c in checks],
                  "fingerprint_depth": options.fingerprint_depth,
-                 "rate": policy.rate, "timeout": policy.timeout, "budget": policy.budget,
+                 "rate": policy.rate, "timeout": policy.timeout,
+                 "connect_timeout": policy.connect_timeout, "budget": policy.budget,
                  "per_host": policy.per_host,
                  "known_peers": [f"{p.aet}@{p.host}" for p in options.known_peers]},
         tables=versions(), checks=tuple(c.describe() for c in checks))

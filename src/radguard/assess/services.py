@@ -169,10 +169,15 @@ def _retrieve(assoc: Any, study_uid: str, move_aet: str | None) -> int | None:
 
 def dimse_session(host: str, port: int, *, called: str, calling: str, timeout: float,
                   ops: tuple[str, ...], salt: bytes, tls: ssl.SSLContext | None = None,
-                  move_bind: str | None = None, move_port: int = 0) -> SessionResult:
-    """Run ``ops`` (echo, find, store, get, move) in one association; see the module docstring."""
+                  move_bind: str | None = None, move_port: int = 0,
+                  connect_timeout: float | None = None) -> SessionResult:
+    """Run ``ops`` (echo, find, store, get, move) in one association; see the module docstring.
+
+    ``connect_timeout`` bounds the TCP connection (default ``timeout``); ``timeout`` the
+    association answer and each DIMSE response."""
     ae = AE(ae_title=calling)
-    ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = ae.connection_timeout = timeout
+    ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = timeout
+    ae.connection_timeout = timeout if connect_timeout is None else connect_timeout
     ae.add_requested_context(VERIFICATION, _TS)
     for model in (*_FIND_MODELS, STUDY_MOVE,
                   STUDY_GET):

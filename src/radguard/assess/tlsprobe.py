@@ -49,12 +49,14 @@ def _local_names() -> set[str]:
     return {c["name"] for c in ctx.get_ciphers()}
 
 
-def handshake_once(host: str, port: int, timeout: float) -> Handshake:
-    """A function doing one TLS handshake to ``host:port`` with a given :class:`TlsConfig`."""
+def handshake_once(host: str, port: int, timeout: float,
+                   connect_timeout: float | None = None) -> Handshake:
+    """A function doing one TLS handshake to ``host:port`` with a given :class:`TlsConfig`
+    (``connect_timeout`` bounds the TCP connection, ``timeout`` the handshake)."""
 
     def run(cfg: TlsConfig) -> HandshakeInfo:
         try:
-            channel = open_channel(host, port, timeout)
+            channel = open_channel(host, port, timeout, connect_timeout)
         except ChannelError as exc:
             return HandshakeInfo(ok=False, error=exc.kind)
         try:

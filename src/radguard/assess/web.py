@@ -40,9 +40,11 @@ Turn = Callable[[], contextlib.AbstractContextManager[None]]
 class WebProber:
     """Requests to one HTTP target, each in its own politeness turn."""
 
-    def __init__(self, turn: Turn, timeout: float) -> None:
+    def __init__(self, turn: Turn, timeout: float, connect_timeout: float | None = None) -> None:
         self._turn = turn
-        self._client = httpx.Client(timeout=timeout, verify=False, follow_redirects=False,  # noqa: S501 - probes must see any server
+        limits = httpx.Timeout(timeout, connect=timeout if connect_timeout is None
+                               else connect_timeout)
+        self._client = httpx.Client(timeout=limits, verify=False, follow_redirects=False,  # noqa: S501 - probes must see any server
                                     headers={"User-Agent": f"RadGuard/{IMPLEMENTATION_VERSION}"})
 
     def close(self) -> None:

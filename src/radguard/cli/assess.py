@@ -82,7 +82,11 @@ def assess(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here "
                                                 "(atomically).")] = None,
     rate: Annotated[float, typer.Option(help="Connections per second per device.")] = 10.0,
-    timeout: Annotated[float, typer.Option(help="Seconds per operation.")] = 5.0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer of a node "
+                                           "(association, TLS handshake, DIMSE or HTTP "
+                                           "response).")] = 30.0,
+    connect_timeout: Annotated[float, typer.Option(
+        "--connect-timeout", help="Seconds for each TCP connection.")] = 5.0,
     budget: Annotated[float, typer.Option(help="Seconds per device in all.")] = 120.0,
     per_host: Annotated[bool, typer.Option("--per-host", help="Treat each host (not each port) "
                                            "as one device.")] = False,
@@ -168,7 +172,10 @@ def assess(
     options = ProbeOptions(intrusive=intrusive, credentials=creds, known_peers=peers,
                            salt=load_salt(settings.home_path), move_port=move_port,
                            fingerprint_depth=depth)
-    policy = Politeness(rate=rate, timeout=timeout, budget=budget, per_host=per_host)
+    if timeout <= 0 or connect_timeout <= 0:
+        fail("--timeout and --connect-timeout must be positive (seconds)")
+    policy = Politeness(rate=rate, timeout=timeout, connect_timeout=connect_timeout,
+                        budget=budget, per_host=per_host)
     try:
         with progress_bar("assessing") as update:
             report = run_job(settings, scope, checks, options, policy, workers=workers,
@@ -186,9 +193,27 @@ def assess(
         write_output(renderer.render(report), output)
         if output is not None:
             err_console.print(f"report written to {output}", highlight=False)
+    _silent_hint(report, timeout)
     if not any(n.reachable for n in report.nodes):
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_FINDINGS if report.worst.label != "info" else EXIT_OK)
+
+
+def _silent_hint(report: object, timeout: float) -> None:
+    """Name the nodes that connected but gave no answer in time (stderr, every format): they
+    were not assessed, which is not a verdict on them."""
+    from radguard.assess.report import AssessReport
+
+    assert isinstance(report, AssessReport)
+    silent = [n.target for n in report.nodes if n.reason.startswith("silent")]
+    if not silent:
+        return
+    shown = ", ".join(silent[:10]) + (f" and {len(silent) - 10} more" if len(silent) > 10 else "")
+    err_console.print(
+        f"{len(silent)} node(s) accepted the connection but gave no answer within {timeout:g} s "
+        f"and were not assessed: {shown}. A busy single-association acceptor or a slow reverse "
+        f"DNS lookup on the node can delay its answer; re-run those targets with a longer "
+        f"--timeout.", highlight=False, soft_wrap=True)
 
 
 def _store_targets(settings: object, items: list[str]) -> list[str]:
