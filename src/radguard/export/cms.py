@@ -110,6 +110,15 @@ def _content(der: bytes) -> bytes:
     return der[2 + n:]
 
 
+@functools.lru_cache(maxsize=64)
+def _transport(cert: x509.Certificate, transport: KeyTransport) -> tuple[RSAPublicKey,
+                                                                         asym.AsymmetricPadding]:
+    """The recipient's public key and padding, loaded once per export, not once per file."""
+    key = cert.public_key()
+    assert isinstance(key, RSAPublicKey)
+    return key, _oaep() if transport == "rsa-oaep" else asym.PKCS1v15()
+
+
 def _oaep() -> asym.OAEP:
     return asym.OAEP(mgf=asym.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
@@ -132,9 +141,7 @@ class Recipients:
         return 3 if self.password is not None else 0
 
     def _ktri(self, rec: CertificateRecipient, cek: bytes) -> bytes:
-        key = rec.certificate.public_key()
-        assert isinstance(key, RSAPublicKey)
-        pad = _oaep() if self.transport == "rsa-oaep" else asym.PKCS1v15()
+        key, pad = _transport(rec.certificate, self.transport)
         prefix = _ktri_prefix(rec.issuer_and_serial, self.transport)
         return tlv(0x30, prefix + tlv(0x04, key.encrypt(cek, pad)))
 

@@ -110,10 +110,10 @@ def _cbc(key: bytes, iv: bytes, data: bytes, *, encrypt: bool) -> bytes:
 
 def kek_wrap(kek: bytes, iv: bytes, cek: bytes) -> bytes:
     """RFC 3211 2.3.1: format, pad to >= 2 blocks, encrypt twice in CBC mode."""
-    if not 0 < len(cek) < 256:
+    if not 3 <= len(cek) < 256:
         raise EnvelopeError("content-encryption key length out of range")
     block = 16
-    body = bytes((len(cek),)) + bytes(b ^ 0xFF for b in cek[:3]) + cek
+    body = bytes((len(cek), cek[0] ^ 0xFF, cek[1] ^ 0xFF, cek[2] ^ 0xFF)) + cek
     padded_len = max(2 * block, -(-len(body) // block) * block)
     body += os.urandom(padded_len - len(body))
     # the second pass's IV is the last block of the first: one CBC chain over both passes
