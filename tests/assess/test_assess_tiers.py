@@ -12,7 +12,7 @@ from pynetdicom import AE
 
 from radguard.assess import ProbeOptions, parse_targets, run_assessment, select
 from radguard.assess.politeness import Politeness
-from radguard.assess.probe import tier_contexts, tier_count, tiers_for
+from radguard.assess.probe import base_contexts, tier_contexts, tier_count, tiers_for
 from radguard.assess.runner import dry_run
 from radguard.assess.tables import load
 
@@ -124,3 +124,31 @@ def test_dry_run_plan_follows_the_depth() -> None:
     full = dry_run(targets, checks, fingerprint_depth="full")[0]["sends"]
     assert len(compact) == 1 and "discovery tier" in compact[0]
     assert len(full) == 2 and f"{tier_count() - 1} more A-ASSOCIATE-RQ" in full[1]
+
+
+def test_minimal_is_one_association_of_one_context_and_claims_no_role(
+        discovery_only: int) -> None:
+    # When fingerprinted at depth minimal (the probe load of nmap's dicom-ping)
+    fp, connections = _fingerprint(discovery_only, "minimal")
+    # Then one association proposing Verification alone identified the node and its software ...
+    assert connections == 1 and tiers_for("minimal") == ()
+    assert fp["association"] == "accept" and fp["implementation_class_uid"]
+    assert fp["sop_classes"] == ["Verification"]
+    # ... and no role is claimed from it (it would otherwise read "verification-only")
+    assert fp["roles"] == [] and fp["roles_inferred"] is False
+    assert fp["depth"] == "minimal" and fp["tiers_probed"] == 0
+    assert [c.abstract_syntax for c in base_contexts("minimal")] == ["1.2.840.10008.1.1"]
+    compact, _ = _fingerprint(discovery_only, "compact")
+    assert compact["roles_inferred"] is True and compact["roles"]
+
+
+def test_minimal_refused_called_aet_is_still_a_dicom_answer(discovery_only: int) -> None:
+    fp, connections = _fingerprint(discovery_only, "minimal", aet="NOTTHEPEER")
+    assert fp["association"] == "reject" and connections == 1
+
+
+def test_dry_run_plan_at_minimal_is_one_context() -> None:
+    targets = parse_targets(["127.0.0.1:104/PACS"])
+    sends = dry_run(targets, select(["dicom.fingerprint"], intrusive=False),
+                    fingerprint_depth="minimal")[0]["sends"]
+    assert len(sends) == 1 and "1 presentation context (Verification)" in sends[0]

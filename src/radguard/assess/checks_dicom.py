@@ -233,7 +233,8 @@ class Fingerprint(Check):
     severity = Severity.INFO
     description = ("Implementation class UID and version name, accepted SOP classes and transfer "
                    "syntaxes (probed in tiers of at most 128 contexts; one association by "
-                   "default, the full inventory with --fingerprint-depth full), inferred role.")
+                   "default, the full inventory with --fingerprint-depth full; Verification only "
+                   "with --fingerprint-depth minimal), inferred role.")
     remedy = "Keep the inventory (AE titles, software versions) current; compare with the MDS2 form."
     sends = (f"A-ASSOCIATE-RQ of the discovery tier ({len(tier_contexts(0))} presentation "
              "contexts: services and common storage classes), then A-RELEASE; this is the base "
@@ -243,6 +244,9 @@ class Fingerprint(Check):
 
     @classmethod
     def plan(cls, fingerprint_depth: str) -> tuple[str, ...]:
+        if fingerprint_depth == "minimal":
+            return ("A-ASSOCIATE-RQ with 1 presentation context (Verification), then A-RELEASE; "
+                    "this is the base association, shared by every check",)
         if fingerprint_depth == "full":
             extra = len(tiers_for("full")) - 1
             return (cls.sends[0], f"for a node that accepted it: {extra} more A-ASSOCIATE-RQ "
@@ -258,6 +262,7 @@ class Fingerprint(Check):
         brief["sop_classes_accepted"] = len(fp["sop_classes"])
         brief["transfer_syntaxes_accepted"] = len(fp["transfer_syntaxes"])
         version = fp["implementation_version"] or "no version name"
-        return [self.finding(f"DICOM {fp['transport']} node: {version}, roles "
-                             f"{', '.join(fp['roles']) or 'unknown'}", asset=probe.target.name,
-                             **brief)]
+        roles = (", ".join(fp["roles"]) or "unknown") if fp["roles_inferred"] else \
+            "not probed (fingerprint depth minimal)"
+        return [self.finding(f"DICOM {fp['transport']} node: {version}, roles {roles}",
+                             asset=probe.target.name, **brief)]

@@ -6,17 +6,22 @@ syntaxes the node accepts; from those, its roles by the rules of ``sop-tiers.jso
 
 At depth ``compact`` the fingerprint is read from the base association alone (the ``discovery``
 tier: the services that decide every role of the table, and the common storage classes); ``full``
-adds the inventory tiers and the transfer-syntax probe. ``depth`` and ``tiers_probed`` in the
-result say which it was, so a compact fingerprint is never mistaken for a full inventory.
+adds the inventory tiers and the transfer-syntax probe; ``minimal`` proposes Verification only, so
+it names the implementation and whether the node speaks DICOM, but infers no role
+(``roles_inferred`` false: an empty ``roles`` then means "not asked", not "none"). ``depth`` and
+``tiers_probed`` in the result say which it was, so a compact fingerprint is never mistaken for a
+full inventory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
 from radguard.assess.association import Attempt
-from radguard.assess.probe import NodeProbe, tier_contexts, tier_count
+from radguard.assess.pdu import Context
+from radguard.assess.probe import NodeProbe, base_contexts, tier_contexts, tier_count
 from radguard.assess.tables import load
 
 __all__ = ["fingerprint", "infer_roles"]
@@ -28,14 +33,15 @@ def _names() -> dict[str, str]:
     return {c["uid"]: c["name"] for t in table["tiers"] for c in t["sop_classes"]}
 
 
-def _accepted(attempts: list[tuple[int, Attempt]]) -> tuple[set[str], set[str]]:
-    """(SOP class UIDs, transfer syntax UIDs) accepted over the given (tier index, attempt)."""
+def _accepted(attempts: list[tuple[Sequence[Context], Attempt]]) -> tuple[set[str], set[str]]:
+    """(SOP class UIDs, transfer syntax UIDs) accepted over the given (proposed contexts,
+    attempt) pairs."""
     classes: set[str] = set()
     syntaxes: set[str] = set()
-    for index, att in attempts:
+    for contexts, att in attempts:
         if not att.accepted:
             continue
-        by_id = {c.id: c for c in tier_contexts(index)}
+        by_id = {c.id: c for c in contexts}
         for ctx_id, ts in att.answer.accepted:
             ctx = by_id.get(ctx_id)
             if ctx is None:
@@ -83,9 +89,13 @@ def fingerprint(probe: NodeProbe) -> dict[str, Any]:
     """A JSON-safe fingerprint of ``probe``'s node (runs the tier probes when needed)."""
     base = probe.base
     answer = base.answer
-    attempts = [(0, base), *probe.tiers]
+    depth = probe.options.fingerprint_depth
+    attempts: list[tuple[Sequence[Context], Attempt]] = [
+        (base_contexts(depth), base), *((tier_contexts(i), a) for i, a in probe.tiers)]
     classes, syntaxes = _accepted(attempts)
     names = _names()
+    roles_inferred = depth != "minimal"
+    tiers_probed = len(attempts) - (0 if roles_inferred else 1)
     return {
         "association": answer.kind,
         "reason": answer.reason,
@@ -97,9 +107,10 @@ def fingerprint(probe: NodeProbe) -> dict[str, Any]:
         "max_pdu_length": answer.max_length,
         "sop_classes": sorted(names.get(c, c) for c in classes),
         "transfer_syntaxes": sorted(syntaxes),
-        "roles": infer_roles(classes),
-        "depth": probe.options.fingerprint_depth,
-        "tiers_probed": len(attempts) if base.accepted else 0,
+        "roles": infer_roles(classes) if roles_inferred else [],
+        "roles_inferred": roles_inferred,
+        "depth": depth,
+        "tiers_probed": tiers_probed if base.accepted else 0,
         "tiers_available": tier_count(),
         "tables": {"sop-tiers.json": load("sop-tiers.json")["version"]},
     }

@@ -8,9 +8,11 @@ unless the target names one, the *discovery* tier of the fingerprint contexts) a
 transport: plaintext first, then TLS when the port did not speak DICOM in clear (or only TLS when
 the target says ``dicom+tls://``).
 
-Fingerprint depth (``sop-tiers.json``): ``compact`` (default) is the base association alone;
-``full`` adds the inventory tiers (the rest of the SOP classes and the transfer-syntax probe), one
-association each, only for a node that accepted the base association.
+Fingerprint depth (``sop-tiers.json``): ``compact`` (default) is the base association alone,
+proposing the discovery tier; ``minimal`` is the base association proposing only Verification
+(the probe load of nmap's ``dicom-ping``: no SOP-class inventory, no role); ``full`` adds the
+inventory tiers (the rest of the SOP classes and the transfer-syntax probe), one association
+each, only for a node that accepted the base association.
 
 pynetdicom, pydicom and httpx are imported only when a DIMSE session or an HTTP request is made,
 so discovery pays for none of them.
@@ -37,11 +39,11 @@ if TYPE_CHECKING:
     from radguard.assess.services import SessionResult
     from radguard.assess.web import HttpObservation
 
-__all__ = ["DEPTHS", "Depth", "NodeProbe", "ProbeOptions", "WebProbe", "tier_contexts",
-           "tier_count", "tiers_for"]
+__all__ = ["DEPTHS", "Depth", "NodeProbe", "ProbeOptions", "WebProbe", "base_contexts",
+           "tier_contexts", "tier_count", "tiers_for"]
 
-Depth = Literal["compact", "full"]
-DEPTHS: tuple[Depth, ...] = ("compact", "full")
+Depth = Literal["minimal", "compact", "full"]
+DEPTHS: tuple[Depth, ...] = ("minimal", "compact", "full")
 
 _NOT_DICOM_CLEAR = ("garbage", "closed", "reset", "abort")
 UNREACHABLE = ("refused", "timeout", "unreachable")
@@ -58,7 +60,8 @@ class ProbeOptions:
     move_port: int = 0
     """Port of RadGuard's own C-MOVE destination (0: any free port)."""
     fingerprint_depth: Depth = "compact"
-    """``compact``: the base association only; ``full``: also the inventory tiers."""
+    """``compact``: the base association (discovery tier) only; ``minimal``: the base association
+    with Verification only; ``full``: also the inventory tiers."""
 
 
 @cache
@@ -82,15 +85,34 @@ def tier_contexts(index: int) -> tuple[Context, ...]:
     return tuple(Context(2 * n + 1, uid, ts) for n, (uid, ts) in enumerate(items))
 
 
+@cache
+def _minimal_contexts() -> tuple[Context, ...]:
+    table = load("sop-tiers.json")
+    default = tuple(table["default_transfer_syntaxes"])
+    return tuple(Context(2 * n + 1, c["uid"], default)
+                 for n, c in enumerate(table["minimal_contexts"]))
+
+
+def base_contexts(depth: Depth) -> tuple[Context, ...]:
+    """Presentation contexts of the base association at ``depth``: the discovery tier (tier 0),
+    or at ``minimal`` only the table's ``minimal_contexts`` (Verification)."""
+    if depth not in DEPTHS:
+        raise ValueError(f"unknown fingerprint depth {depth!r}: use {' or '.join(DEPTHS)}")
+    return _minimal_contexts() if depth == "minimal" else tier_contexts(0)
+
+
 def tier_count() -> int:
     """Number of tiers in ``sop-tiers.json`` (tier 0 is the base association's)."""
     return len(load("sop-tiers.json")["tiers"])
 
 
 def tiers_for(depth: Depth) -> tuple[int, ...]:
-    """Indexes of the tiers probed at ``depth`` (``compact``: tier 0 only; ``full``: all)."""
+    """Indexes of the tiers probed at ``depth`` (``minimal``: none; ``compact``: tier 0 only;
+    ``full``: all)."""
     if depth not in DEPTHS:
         raise ValueError(f"unknown fingerprint depth {depth!r}: use {' or '.join(DEPTHS)}")
+    if depth == "minimal":
+        return ()
     tiers = load("sop-tiers.json")["tiers"]
     return tuple(i for i, t in enumerate(tiers) if depth == "full" or t["depth"] == "compact")
 
@@ -138,11 +160,12 @@ class NodeProbe:
 
     @once
     def base(self) -> Attempt:
-        """The base association: unknown calling AE, fingerprint tier 0 (decides the transport).
+        """The base association: unknown calling AE, fingerprint tier 0 (Verification only at
+        depth ``minimal``); it decides the transport.
 
         It is also the called-AE probe when the target names no AE title (the called AE title is
         then a random one), so a node without /AET sees one association for both."""
-        contexts = tier_contexts(0)
+        contexts = base_contexts(self.options.fingerprint_depth)
         if self.target.tls is True:
             return self._attempt(tls=True, called=self.probe_called, calling=self.calling,
                                  contexts=contexts)

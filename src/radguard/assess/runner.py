@@ -90,8 +90,8 @@ def _node_fingerprint(probe: Probe, full: bool) -> dict[str, Any]:
         return fp
     if not probe.reachable or "base" not in probe.__dict__:
         return {}
-    if full or "tiers" in probe.__dict__ or probe.options.fingerprint_depth == "compact":
-        return fingerprint(probe)  # compact: read from the base association, nothing is sent
+    if full or "tiers" in probe.__dict__ or probe.options.fingerprint_depth != "full":
+        return fingerprint(probe)  # minimal/compact: read from the base association, nothing sent
     answer = probe.base.answer
     return {"association": answer.kind, "reason": answer.reason,
             "transport": probe.transport or "unknown",

@@ -99,8 +99,8 @@ def assess(
                                               "exit.")] = False,
     fingerprint_depth: Annotated[str, typer.Option(
         "--fingerprint-depth", help="compact: one association per node (services and common "
-        "storage classes); full: also the inventory tiers (every SOP class, transfer "
-        "syntaxes).")] = "compact",
+        "storage classes); minimal: one association proposing Verification only (no roles); "
+        "full: also the inventory tiers (every SOP class, transfer syntaxes).")] = "compact",
 ) -> None:
     """Assess DICOM (DIMSE, TLS) and DICOMweb/Orthanc services, in explicit scope only.
 
