@@ -1,25 +1,29 @@
 """Benchmark of ``radguard assess`` (issue 6): 200 DICOM endpoints on loopback.
 
 Mix: pynetdicom SCPs in 4 processes (160), DCMTK storescp (10), silent sockets (15) and refusing
-ports (15). Measures, with both tools run back to back in the same process, ``--repeat`` times:
+ports (15). Both tools run back to back in the same process, alternating, ``--repeat`` times.
 
-1. discovery: ``radguard assess --only dicom.fingerprint`` (default depth ``compact``: ONE
-   association per node) against nmap ``--script +dicom-ping`` (``+`` forces the script on ports
-   nmap does not know as DICOM; ``-sV`` off, ``-p`` lists the ports; peers-measured.md), same
-   per-endpoint politeness (one connection at a time per endpoint) and the SAME timeout for both:
-   ``--timeout T`` for RadGuard (per operation: TCP connect, then the association answer) and
-   ``--script-timeout T`` for nmap (the whole script; NSE sockets wait 30 s by default, longer
-   than RadGuard's 5 s, so nmap is given RadGuard's default rather than its own);
-2. discovery at ``--fingerprint-depth full`` (up to 3 associations per node), for reference;
-3. the full (non-intrusive) assessment of all 200 (recorded in the store, audited).
+Politeness is per-device load: one connection at a time per endpoint (both tools), the probes sent
+per endpoint (nmap ``dicom-ping``: one A-ASSOCIATE-RQ with 1 presentation context, no release;
+RadGuard: one A-ASSOCIATE-RQ, contexts by ``--fingerprint-depth``, then A-RELEASE) and the work
+they cost the device, which the bench measures: the CPU time the peer processes spent during each
+run ("peer CPU"). It does not require the same timeout, so two comparisons are printed:
 
-It also prints the fixed cost of a RadGuard run (the CLI against one refused port: interpreter,
-imports, settings, audit journal), the CPU time RadGuard's process used, and the load average
-(the machine is shared).
+1. primary: each tool at its documented defaults. nmap ``-Pn -n -sT -p PORTS --script
+   +dicom-ping`` (``+`` forces the script on ports nmap does not know as DICOM; NSE sockets wait
+   30 s); ``radguard assess @targets --only dicom.fingerprint`` (answer timeout 30 s, connect 5 s,
+   32 devices at a time, ``compact`` fingerprint);
+2. secondary: the same with an equal explicit wait of ``--timeout`` seconds: nmap
+   ``--script-timeout T`` (the whole script), RadGuard ``--timeout T``.
 
-Run: ``uv run python bench/assess.py [--timeout 5] [--repeat 2] [--workers 200] [--no-silent]``
-(needs nmap: apt-get install nmap). ``--no-silent`` leaves the 15 silent sockets out (185
-endpoints), to see the tools' speed where no timeout bounds the run.
+Then, for reference: RadGuard ``--fingerprint-depth`` ``minimal`` (the same probe load as nmap:
+Verification only) and ``full`` (up to 3 associations), and the full non-intrusive assessment of
+all 200 (recorded in the store, audited). It also prints the fixed cost of one RadGuard CLI run
+(one refused port), each run's CPU and the load average (the machine is shared).
+
+Run: ``flock /tmp/bench.lock uv run python bench/assess.py [--timeout 5] [--repeat 2]
+[--no-silent] [--skip-full]`` (needs nmap: apt-get install nmap). ``--no-silent`` leaves the 15
+silent sockets out (185 endpoints), to see the tools' speed where no wait bounds the run.
 """
 
 from __future__ import annotations
@@ -65,26 +69,45 @@ def wait(port: int, deadline: float = 30.0) -> None:
     raise TimeoutError(port)
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(wall seconds, CPU seconds of the child, stdout)."""
+PEER_PIDS: list[int] = []
+
+
+def peer_cpu() -> float:
+    """CPU seconds spent so far by the peer processes (the devices' work)."""
+    total = 0
+    for pid in PEER_PIDS:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds of the child, CPU seconds of the peers, stdout)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peers = peer_cpu()
     t0 = time.monotonic()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     wall = time.monotonic() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, out.stdout
+    return wall, cpu, peer_cpu() - peers, out.stdout
 
 
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+Row = tuple[str, float, float, float, str, str]
+"""(label, wall s, CPU s, peer CPU s, result, load average before)."""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--timeout", type=float, default=5.0)
+    ap.add_argument("--timeout", type=float, default=5.0, help="the equal wait of comparison 2")
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--workers", type=int, default=200)
     ap.add_argument("--no-silent", action="store_true")
     ap.add_argument("--skip-full", action="store_true", help="skip the full assessment")
     args = ap.parse_args()
@@ -100,7 +123,8 @@ def main() -> int:
     env = dict(os.environ, TCP_NODELAY="1")
     work = Path(tempfile.mkdtemp(prefix="rg-bench-assess-"))
     timeout = f"{args.timeout:g}"
-    rows: list[tuple[str, float, float, str, str]] = []
+    rows: list[Row] = []
+    pairs: dict[str, list[tuple[float, float]]] = {"defaults": [], "equal": []}
     try:
         chunk = N_PYNETDICOM // N_PROCS
         for i in range(N_PROCS):
@@ -117,6 +141,7 @@ def main() -> int:
                                            str(work / str(p)), str(p)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                           env=env))
+        PEER_PIDS.extend(p.pid for p in procs)
         for p in pyn + scp + silent:
             wait(p)
         targets = work / "targets.txt"
@@ -124,66 +149,74 @@ def main() -> int:
         home = work / "home"
         radguard = str(Path(sys.executable).parent / "radguard")
         renv = dict(os.environ, RADGUARD_HOME=str(home))
-        rg_base = [radguard, "assess", f"@{targets}", "--format", "json", "--timeout", timeout,
-                   "--workers", str(args.workers)]
+        rg_base = [radguard, "assess", f"@{targets}", "--format", "json"]
+        discovery = ["--only", "dicom.fingerprint", "--no-record"]
 
-        def run_rg(label: str, *extra: str) -> dict[str, Any]:
+        def run_rg(label: str, *extra: str) -> tuple[float, dict[str, Any]]:
             la = load()
-            wall, cpu, out = timed([*rg_base, *extra], renv)
+            wall, cpu, pcpu, out = timed([*rg_base, *extra], renv)
             doc: dict[str, Any] = json.loads(out)
             found = sum(1 for n in doc["nodes"]
                         if n["fingerprint"].get("association") in ("accept", "reject"))
             conns = [n["connections"] for n in doc["nodes"]]
-            rows.append((label, wall, cpu, f"{found} DICOM services identified; "
-                         f"{sum(conns)} connections, at most {max(conns)} per endpoint", la))
-            return doc
+            quiet = sum(1 for n in doc["nodes"] if n["reason"].startswith("silent"))
+            rows.append((label, wall, cpu, pcpu,
+                         f"{found} DICOM services identified, {quiet} silent; {sum(conns)} "
+                         f"connections, at most {max(conns)} per endpoint", la))
+            return wall, doc
 
-        def run_nmap() -> None:
+        def run_nmap(label: str, *extra: str) -> float:
             la = load()
-            wall, cpu, out = timed(["nmap", "-Pn", "-n", "-sT", "-p", ",".join(map(str, ports)),
-                                    "--script", "+dicom-ping", "--script-timeout",
-                                    f"{timeout}s", "-oX", "-", "127.0.0.1"])
+            wall, cpu, pcpu, out = timed(["nmap", "-Pn", "-n", "-sT", "-p",
+                                          ",".join(map(str, ports)), "--script", "+dicom-ping",
+                                          *extra, "-oX", "-", "127.0.0.1"])
             found = len(re.findall(r'<elem key="dicom">DICOM Service Provider discovered', out))
-            rows.append(("discovery: nmap --script +dicom-ping", wall, cpu,
-                         f"{found} DICOM services identified", la))
+            rows.append((label, wall, cpu, pcpu, f"{found} DICOM services identified", la))
+            return wall
 
         # fixed cost of one CLI run (nothing to wait for: a refused port)
         refused = free_ports(1)[0]
         la = load()
-        wall, cpu, _ = timed([radguard, "assess", f"127.0.0.1:{refused}", "--only",
-                              "dicom.fingerprint", "--no-record", "--format", "json"], renv)
-        rows.append(("radguard start-up (one refused port)", wall, cpu, "", la))
+        wall, cpu, pcpu, _ = timed([radguard, "assess", f"127.0.0.1:{refused}", *discovery,
+                                    "--format", "json"], renv)
+        rows.append(("radguard start-up (one refused port)", wall, cpu, pcpu, "", la))
         for _ in range(args.repeat):
-            run_nmap()
-            run_rg("discovery: radguard --only dicom.fingerprint (compact)",
-                   "--only", "dicom.fingerprint", "--no-record")
-        run_rg("discovery: radguard --only dicom.fingerprint --fingerprint-depth full",
-               "--only", "dicom.fingerprint", "--no-record", "--fingerprint-depth", "full")
+            nm = run_nmap("1 defaults: nmap dicom-ping (NSE socket wait 30 s)")
+            rg, _doc = run_rg("1 defaults: radguard --only dicom.fingerprint (compact)",
+                              *discovery)
+            pairs["defaults"].append((nm, rg))
+            nm = run_nmap(f"2 equal wait: nmap --script-timeout {timeout}s",
+                          "--script-timeout", f"{timeout}s")
+            rg, _doc = run_rg(f"2 equal wait: radguard --timeout {timeout} (compact)",
+                              *discovery, "--timeout", timeout)
+            pairs["equal"].append((nm, rg))
+        for depth in ("minimal", "full"):
+            run_rg(f"reference: radguard --fingerprint-depth {depth}", *discovery,
+                   "--fingerprint-depth", depth)
         if not args.skip_full:
-            doc = run_rg("full non-intrusive assessment (recorded, audited)")
+            wall, doc = run_rg("full non-intrusive assessment (recorded, audited)")
             findings = sum(len(n["findings"]) for n in doc["nodes"])
             reachable = sum(n["reachable"] for n in doc["nodes"])
-            label, wall, cpu, _, la = rows[-1]
-            rows[-1] = (label, wall, cpu, f"{reachable} reachable, {findings} findings", la)
+            label, wall, cpu, pcpu, _, la = rows[-1]
+            rows[-1] = (label, wall, cpu, pcpu, f"{reachable} reachable, {findings} findings", la)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
             try:
-                p.wait(10)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                p.kill()
+                proc.kill()
         shutil.rmtree(work, ignore_errors=True)
     print(f"endpoints: {len(ports)} ({N_PYNETDICOM} pynetdicom in {N_PROCS} processes, "
-          f"{N_STORESCP} storescp, {n_silent} silent, {N_REFUSING} refusing); timeout {timeout} s "
-          f"for both tools; radguard --workers {args.workers}; {os.cpu_count()} CPUs")
-    print(f"{'run':72} {'wall s':>7} {'cpu s':>6}  result  [load avg 1/5/15 before]")
-    for label, wall, cpu, result, la in rows:
-        print(f"{label:72} {wall:7.2f} {cpu:6.2f}  {result}  [{la}]")
-    nm = [w for lab, w, *_ in rows if lab.startswith("discovery: nmap")]
-    rg = [w for lab, w, *_ in rows if lab.endswith("(compact)")]
-    for i, (a, b) in enumerate(zip(nm, rg, strict=True)):
-        print(f"ratio nmap/radguard, discovery, pair {i + 1}: {a / b:.2f}x")
+          f"{N_STORESCP} storescp, {n_silent} silent, {N_REFUSING} refusing); "
+          f"{os.cpu_count()} CPUs; peer CPU = CPU time of the peer processes during the run")
+    print(f"{'run':62} {'wall s':>7} {'cpu s':>6} {'peer s':>6}  result  [load avg 1/5/15]")
+    for label, wall, cpu, pcpu, result, la in rows:
+        print(f"{label:62} {wall:7.2f} {cpu:6.2f} {pcpu:6.2f}  {result}  [{la}]")
+    for name, got in pairs.items():
+        ratios = ", ".join(f"{a / b:.2f}x" for a, b in got)
+        print(f"ratio nmap/radguard, {name}: {ratios}")
     return 0
 
 
