@@ -15,20 +15,48 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.errors import MarkupError
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from radguard.config import Settings, load_settings
 from radguard.errors import RadGuardError
+from radguard.formats.base import printable
 
-__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "err_console", "fail", "get_settings",
-           "progress_bar", "write_output"]
+__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SafeConsole", "err_console", "fail", "get_settings",
+           "printable", "progress_bar", "safe", "write_output"]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 
-err_console = Console(stderr=True)
-out_console = Console()
+
+def safe(value: object) -> str:
+    """An untrusted value to interpolate into Rich markup: control characters escaped
+    (:func:`printable`) and ``[`` escaped so the value cannot open or close a style."""
+    return escape(printable(value))
+
+
+class SafeConsole(Console):
+    """A Rich console that never lets data drive the terminal or crash the command.
+
+    Every string printed or put in a table passes :meth:`render_str`: control characters are escaped,
+    and text whose markup does not parse (an untrusted value with ``[/]`` that a caller forgot to
+    pass through :func:`safe`) is printed literally instead of raising ``MarkupError``.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        text = printable(text, keep_newlines=True)
+        try:
+            return super().render_str(text, **kwargs)
+        except MarkupError:
+            kwargs["markup"] = False
+            return super().render_str(text, **kwargs)
+
+
+err_console = SafeConsole(stderr=True)
+out_console = SafeConsole()
 
 T = TypeVar("T")
 
@@ -44,12 +72,13 @@ def get_settings(ctx: typer.Context) -> Settings:
 def fail(exc: RadGuardError | str, code: int = EXIT_ERROR) -> NoReturn:
     """Print an operator-readable error (what, to what, what next) and exit."""
     if isinstance(exc, RadGuardError):
-        err_console.print(f"[bold red]error:[/] {exc.subject + ': ' if exc.subject else ''}"
-                          f"{exc.message}", highlight=False, markup=True)
+        subject = safe(exc.subject) + ": " if exc.subject else ""
+        err_console.print(f"[bold red]error:[/] {subject}{safe(exc.message)}", highlight=False,
+                          markup=True)
         if exc.remedy:
-            err_console.print(f"[bold]what to do:[/] {exc.remedy}", highlight=False)
+            err_console.print(f"[bold]what to do:[/] {safe(exc.remedy)}", highlight=False)
     else:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {safe(exc)}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -17,6 +17,7 @@ from radguard.cli.common import (
     get_settings,
     out_console,
     progress_bar,
+    safe,
     write_output,
 )
 from radguard.errors import RadGuardError
@@ -35,7 +36,7 @@ _STYLE = {"clean": "green", "suspicious": "yellow", "dangerous": "bold red"}
 def _summary(report: MediumReport, verbose: bool) -> None:
     c = report.counts
     v = report.verdict.label
-    out_console.print(f"[bold]Medium[/] {report.path}: [{_STYLE[v]}]{v.upper()}[/]  "
+    out_console.print(f"[bold]Medium[/] {safe(report.path)}: [{_STYLE[v]}]{v.upper()}[/]  "
                       f"({c['files']} files: {c['clean']} clean, {c['suspicious']} suspicious, "
                       f"{c['dangerous']} dangerous; scan {report.scan_id})", highlight=False)
     for name, status in report.engines.items():
@@ -52,11 +53,21 @@ def _summary(report: MediumReport, verbose: bool) -> None:
         for col in ("verdict", "file", "check", "severity", "offset", "message"):
             table.add_column(col, overflow="fold")
         for verdict, path, x in rows[:500]:
-            table.add_row(f"[{_STYLE.get(verdict, '')}]{verdict}[/]", path, x.check_id,
-                          x.severity.label, "" if x.offset is None else str(x.offset), x.message)
+            table.add_row(f"[{_STYLE.get(verdict, '')}]{verdict}[/]", safe(path), safe(x.check_id),
+                          x.severity.label, "" if x.offset is None else str(x.offset), safe(x.message))
         out_console.print(table)
         if len(rows) > 500:
             out_console.print(f"... {len(rows) - 500} more rows; use --format json or html")
+
+
+def _inside(candidate: Path, medium: Path) -> bool:
+    """Whether ``candidate`` (resolved, links followed) lies inside the folder ``medium``."""
+    try:
+        root = medium.resolve()
+        target = candidate.resolve()
+    except OSError:
+        return False
+    return root.is_dir() and (target == root or root in target.parents)
 
 
 @app.command("scan")
@@ -95,6 +106,11 @@ def scan(
     settings = get_settings(ctx)
     if fmt not in ("text", "json", "html"):
         fail(f"unknown format {fmt!r}: use text, json or html")
+    if output is not None and _inside(output, path):
+        fail(RadGuardError(f"the report would be written inside the medium ({output})",
+                           subject=str(path),
+                           remedy="write the report outside the medium: the scan never writes to "
+                                  "PATH, so that a later scan of it sees only what arrived"))
     rules_dirs = [str(r) for r in (rules or [])]
     if settings.rules_dir:
         rules_dirs.append(settings.rules_dir)
@@ -111,7 +127,7 @@ def scan(
     except RadGuardError as exc:
         fail(exc)
     except OSError as exc:
-        err_console.print(f"[bold red]error:[/] {path}: {exc}")
+        err_console.print(f"[bold red]error:[/] {safe(path)}: {safe(exc)}")
         raise typer.Exit(EXIT_ERROR) from exc
     if fmt == "text" and output is None and out_console.is_terminal:
         _summary(report, verbose)

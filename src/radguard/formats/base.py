@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["FORMATS", "Format", "Renderable", "get_format"]
+__all__ = ["FORMATS", "Format", "Renderable", "get_format", "printable"]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(value: object, *, keep_newlines: bool = False) -> str:
+    """``value`` as text that cannot drive a terminal: control characters (ESC, OSC, CR, BS, DEL,
+    C1...) become visible ``\\xNN`` escapes; tab is kept, and newline only with ``keep_newlines``.
+
+    File names, AE titles, HTTP headers and audit fields come from media and networks nobody
+    vouches for; printed raw, an escape sequence could repaint a verdict line or forge one.
+    """
+    text = str(value)
+    if keep_newlines:
+        return "\n".join(_CONTROL.sub(_escape, line) for line in text.split("\n"))
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 @runtime_checkable
