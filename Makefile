@@ -3,7 +3,8 @@
 #   make test   installs what the tests need (Python deps + Debian peers) and runs lint, types, tests
 
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+# Resolved when used (after the uv target ran): PATH, then pip's --user location, then the module.
+UV ?= $(shell command -v uv 2>/dev/null || { test -x "$(HOME)/.local/bin/uv" && echo "$(HOME)/.local/bin/uv"; } || echo "$(PY) -m uv")
 PY ?= python3
 DEMO_OUT ?= demo-out
 PYTEST_ARGS ?=
@@ -21,8 +22,12 @@ help:
 	@echo "make bench  - run the benchmarks in bench/ (long)"
 
 uv:
-	@command -v uv >/dev/null 2>&1 || test -x "$(UV)" || $(PY) -m pip install --quiet uv || \
-		(echo "cannot install uv: run 'python3 -m pip install uv'" >&2; exit 2)
+	@command -v uv >/dev/null 2>&1 || $(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv 2>/dev/null || \
+		$(PY) -m pip install --quiet --user --break-system-packages uv 2>/dev/null || \
+		{ [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip && \
+		  $(PY) -m pip install --quiet --user --break-system-packages uv; } || \
+		{ echo "cannot install uv: install it (https://docs.astral.sh/uv/) and run make again" >&2; exit 2; }
 
 install: uv
 	$(UV) sync --frozen
