@@ -35,6 +35,17 @@ class FileReport:
     findings: tuple[Finding, ...] = ()
     identity: Mapping[str, str] = field(default_factory=dict)
     references: tuple[tuple[str, str], ...] = ()
+    _json: str | None = field(default=None, init=False, compare=False, repr=False)
+    """:meth:`json_line` when a worker already wrote it (not an init field: ``replace`` drops it)."""
+
+    def json_line(self) -> str:
+        """``json.dumps(self.to_dict(), ensure_ascii=False)``, computed once (scan workers fill it
+        in so that the parent process only joins lines)."""
+        line = self._json
+        if line is None:
+            line = json.dumps(self.to_dict(), ensure_ascii=False)
+            object.__setattr__(self, "_json", line)
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,11 +87,15 @@ class MediumReport:
     def _count(self) -> dict[str, int]:
         counts = {"files": len(self.files), "clean": 0, "suspicious": 0, "dangerous": 0,
                   "dicom": 0, "dicomdir": 0, "other": 0, "findings": len(self.findings)}
+        labels = {v: v.label for v in Verdict}
+        findings = size = 0
         for f in self.files:
-            counts[f.verdict.label] += 1
+            counts[labels[f.verdict]] += 1
             counts[f.kind] += 1
-            counts["findings"] += len(f.findings)
-        counts["bytes"] = sum(f.size for f in self.files)
+            findings += len(f.findings)
+            size += f.size
+        counts["findings"] += findings
+        counts["bytes"] = size
         return counts
 
     def iter_json(self) -> Iterator[str]:
@@ -90,7 +105,7 @@ class MediumReport:
         text = json.dumps(head, indent=2, ensure_ascii=False)
         yield text[: text.rindex("}")].rstrip() + ',\n  "files": ['
         for i, f in enumerate(self.files):
-            yield ("\n    " if i == 0 else ",\n    ") + json.dumps(f.to_dict(), ensure_ascii=False)
+            yield ("\n    " if i == 0 else ",\n    ") + f.json_line()
         yield "\n  ]\n}\n"
 
     def to_dict(self, *, with_files: bool = True) -> dict[str, Any]:

@@ -11,8 +11,7 @@ import os
 import posixpath
 import secrets
 import unicodedata
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,7 +21,7 @@ from radguard.findings import Finding, Verdict, worst
 from radguard.media import checks
 from radguard.media.engines import EngineConfig, Engines
 from radguard.media.inspect import InspectOptions, inspect_entry
-from radguard.media.interface import FileReport, MediumReport
+from radguard.media.interface import FileKind, FileReport, MediumReport
 from radguard.media.medium import Entry, Medium, MediumSpec, open_medium, reopen
 from radguard.media.signatures import load_table
 
@@ -57,7 +56,28 @@ def _inspect(state: _WorkerState, entry: Entry) -> FileReport:
     return inspect_entry(state.medium, entry, state.options, state.engines)
 
 
+_Packed = tuple[str, FileKind, int, "str | None", int, tuple[Finding, ...], Mapping[str, str],
+                tuple[tuple[str, str], ...], str]
+_VERDICTS = tuple(Verdict)
+
+
+def _inspect_packed(state: _WorkerState, entry: Entry) -> _Packed:
+    """:func:`_inspect` as plain values, with the report's JSON line already written: cheap to
+    pickle, and the parent process only rebuilds the :class:`FileReport` (see :func:`_unpack`)."""
+    r = _inspect(state, entry)
+    return (r.path, r.kind, r.size, r.sha256, int(r.verdict), r.findings, r.identity, r.references,
+            r.json_line())
+
+
+def _unpack(p: _Packed) -> FileReport:
+    report = FileReport(p[0], p[1], p[2], p[3], _VERDICTS[p[4]], p[5], p[6], p[7])
+    object.__setattr__(report, "_json", p[8])
+    return report
+
+
 def _name_problem(rel: str) -> str | None:
+    if rel.isascii() and rel.isprintable():
+        return None  # the common case; an ASCII character is unprintable only if it is Cc
     if "\ufffd" in rel:
         return "bytes that are not valid UTF-8"
     if any(unicodedata.category(ch) == "Cc" for ch in rel):
@@ -134,22 +154,32 @@ def _dicomdir_findings(files: list[FileReport]) -> Iterator[Finding]:
                 "DICOM file not listed in any DICOMDIR", path=f.path)
 
 
+_IDENTITY_LABELS = (("h_patient_id", "Patient ID/Issuer"), ("h_patient_name", "Patient's Name"),
+                    ("h_birth_date", "Patient's Birth Date"))
+
+
 def _identity_findings(files: list[FileReport]) -> Iterator[Finding]:
-    studies: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    """Files of one study must agree on the patient (salted hashes of ID/issuer, name, birth date)."""
+    studies: dict[str, set[tuple[str, str, str]]] = {}
     for f in files:
-        study = f.identity.get("study_uid")
+        ident = f.identity
+        study = ident.get("study_uid")
         if not study or f.kind != "dicom":
             continue
-        for key in ("h_patient_id", "h_patient_name", "h_birth_date"):
-            studies[study][key].add(f.identity.get(key, ""))
-    labels = {"h_patient_id": "Patient ID/Issuer", "h_patient_name": "Patient's Name",
-              "h_birth_date": "Patient's Birth Date"}
-    for study, keys in sorted(studies.items()):
-        differ = [labels[k] for k, values in keys.items() if len(values) > 1]
-        if differ:
-            yield checks.check("study.identity-mismatch").finding(
-                f"files of study {study} disagree on {', '.join(differ)}", study_uid=study,
-                attributes=differ)
+        key = (ident.get("h_patient_id", ""), ident.get("h_patient_name", ""),
+               ident.get("h_birth_date", ""))
+        seen = studies.get(study)
+        if seen is None:
+            studies[study] = {key}
+        else:
+            seen.add(key)
+    for study in sorted(s for s, keys in studies.items() if len(keys) > 1):
+        keys = studies[study]
+        differ = [label for i, (_, label) in enumerate(_IDENTITY_LABELS)
+                  if len({k[i] for k in keys}) > 1]
+        yield checks.check("study.identity-mismatch").finding(
+            f"files of study {study} disagree on {', '.join(differ)}", study_uid=study,
+            attributes=differ)
 
 
 def scan_medium(path: str | os.PathLike[str], options: ScanOptions | None = None,
@@ -205,9 +235,17 @@ def scan_medium(path: str | os.PathLike[str], options: ScanOptions | None = None
 
 def _run(spec: MediumSpec, entries: list[Entry], inspect_opts: InspectOptions,
          options: ScanOptions) -> Iterator[FileReport]:
-    from radguard.engine import run_batched
+    """Inspect ``entries`` on ``options.workers`` forked processes that share the entry list
+    (:func:`radguard.engine.run_shared`); one worker, or a handful of files, run inline."""
+    from radguard.engine import run_shared
 
     workers = min(options.workers, max(1, len(entries) // 8)) if entries else 1
-    yield from run_batched(_inspect, entries, initializer=_init_worker,
-                           initargs=(spec, inspect_opts, options.engines), workers=workers,
-                           batch_size=16)
+    if workers <= 1:
+        state = _init_worker(spec, inspect_opts, options.engines)
+        for entry in entries:
+            yield _inspect(state, entry)
+        return
+    for packed in run_shared(_inspect_packed, entries, initializer=_init_worker,
+                             initargs=(spec, inspect_opts, options.engines), workers=workers,
+                             batch_size=16):
+        yield _unpack(packed)

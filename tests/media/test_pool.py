@@ -1,0 +1,76 @@
+"""engine.run_shared: the scan's process pool (workers share the item list by fork)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+
+from radguard.engine import WorkerDied, run_shared
+
+
+def _init(offset: int) -> dict[str, int]:
+    return {"offset": offset, "pid": os.getpid()}
+
+
+def _square(state: dict[str, int], item: int) -> tuple[int, int, int]:
+    return item, item * item + state["offset"], state["pid"]
+
+
+def test_every_item_once_with_the_workers_state() -> None:
+    items = list(range(1000))
+    out = list(run_shared(_square, items, initializer=_init, initargs=(7,), workers=2,
+                          batch_size=16))
+    assert sorted(r[:2] for r in out) == [(i, i * i + 7) for i in items]
+    pids = {r[2] for r in out}
+    assert os.getpid() not in pids and len(pids) == 2  # both workers, not the parent
+    assert multiprocessing.active_children() == []
+
+
+def test_inline_when_one_worker() -> None:
+    out = list(run_shared(_square, [1, 2, 3], initializer=_init, initargs=(0,), workers=1))
+    assert out == [(1, 1, os.getpid()), (2, 4, os.getpid()), (3, 9, os.getpid())]
+
+
+def _boom(state: object, item: int) -> int:
+    if item == 300:
+        raise ValueError(f"bad item {item}")
+    return item
+
+
+def test_exception_in_a_worker_is_raised_in_the_parent() -> None:
+    with pytest.raises(ValueError, match="bad item 300"):
+        list(run_shared(_boom, list(range(1000)), initializer=_init, initargs=(0,), workers=2))
+    assert multiprocessing.active_children() == []
+
+
+def _bad_init() -> None:
+    raise RuntimeError("cannot open the medium")
+
+
+def test_exception_in_the_initializer_is_raised() -> None:
+    with pytest.raises(RuntimeError, match="cannot open the medium"):
+        list(run_shared(_boom, list(range(100)), initializer=_bad_init, workers=2))
+
+
+def _die(state: object, item: int) -> int:
+    if item == 50:
+        os._exit(3)
+    return item
+
+
+def test_a_dead_worker_is_an_error() -> None:
+    with pytest.raises(WorkerDied, match="exit code"):
+        list(run_shared(_die, list(range(200)), initializer=_init, initargs=(0,), workers=2,
+                        batch_size=8))
+    assert multiprocessing.active_children() == []
+
+
+def test_stopping_early_stops_the_workers() -> None:
+    gen = run_shared(_square, list(range(5000)), initializer=_init, initargs=(0,), workers=2,
+                     batch_size=8)
+    first = next(gen)
+    gen.close()
+    assert first[0] in range(5000)
+    assert multiprocessing.active_children() == []
