@@ -27,7 +27,7 @@ def _console() -> tuple[SafeConsole, io.StringIO]:
 
 def test_printable_escapes_every_control_character() -> None:
     out = printable("".join(chr(c) for c in range(0x00, 0xA0)) + "é")
-    assert not any(ord(ch) < 0x20 and ch != "\t" or 0x7F <= ord(ch) < 0xA0 for ch in out)
+    assert not any((ord(ch) < 0x20 and ch != "\t") or 0x7F <= ord(ch) < 0xA0 for ch in out)
     assert "\\x1b" in out and "\\x0a" in out and "\\x9b" in out and out.endswith("é")
     assert printable("a\nb\x1b", keep_newlines=True) == "a\nb\\x1b"
 
