@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pydicom.datadict import dictionary_description, dictionary_VR
@@ -63,8 +64,17 @@ class Context:
         return self.options.has(Option.RETAIN_MODIFIED_DATES)
 
 
+_TAG_TEXT: dict[int, str] = {}
+
+
 def _tag_text(tag: int) -> str:
-    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    """``(gggg,eeee)``; one shared string per tag (the reports of a batch pickle each once)."""
+    text = _TAG_TEXT.get(tag)
+    if text is None:
+        text = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        if len(_TAG_TEXT) < 65536:
+            _TAG_TEXT[tag] = text
+    return text
 
 
 def _vr_of(tag: int, elem: DataElement | RawDataElement) -> str:
@@ -81,6 +91,7 @@ def _by_option(reason: str) -> bool:
     return reason.startswith("E.1-1 ") and "Basic" not in reason
 
 
+@lru_cache(maxsize=8192)
 def _name(tag: int) -> str:
     try:
         return str(dictionary_description(tag))

@@ -90,6 +90,26 @@ _MARKS: dict[tuple[Any, ...], tuple[tuple[Change, ...], dict[int, bytes]]] = {}
 file of a run (the pass has removed any earlier ones; files that keep one take the pydicom path)."""
 
 
+_CHARSETS: dict[tuple[bytes, bool, bool], tuple[Any, Any]] = {}
+"""Specific Character Set element bytes -> (value, Python encodings) as pydicom decodes them."""
+_APPLIED: dict[frozenset[str], tuple[str, ...]] = {}
+_MEMO_LIMIT = 50_000
+"""Bound of each memo below (distinct tags come from untrusted files)."""
+_DECISIONS: dict[frozenset[str], dict[tuple[int, str, str], tuple[str, str, str]]] = {}
+"""Per option set: (tag, VR, sequence mode) -> (action, reason, name), see :meth:`_Pass.decide`."""
+_JOINED: dict[tuple[str, str], str] = {}
+
+
+def _joined(reason: str, why: str) -> str:
+    """``reason: why``, one shared string per pair (the reports of a batch pickle each once)."""
+    text = _JOINED.get((reason, why))
+    if text is None:
+        text = f"{reason}: {why}"
+        if len(_JOINED) < _MEMO_LIMIT:
+            _JOINED[(reason, why)] = text
+    return text
+
+
 class Fallback(Exception):
     """This file needs the pydicom path; ``str(exc)`` says why (it goes into the file's report)."""
 
@@ -135,6 +155,7 @@ class _Pass:
         self.encodings = encodings
         self.top_new: dict[int, str | None] = {}
         self.plain = charset in _PLAIN_CHARSETS
+        self.decisions = _DECISIONS.setdefault(ctx.options.options, {})
 
     # -- values ---------------------------------------------------------------------------------
     def uids(self, el: Element) -> list[str]:
@@ -182,12 +203,25 @@ class _Pass:
         return struct.pack(f"{self.order}HHI", tag >> 16, tag & 0xFFFF, UNDEFINED)
 
     # -- data sets ------------------------------------------------------------------------------
+    def decide(self, tag: int, vr: str, mode: str) -> tuple[str, str, str]:
+        """(action, reason, name) of a public attribute from the table, or by rule when the table
+        does not list it (name empty); memoised per option set (it depends on nothing else)."""
+        rule = self.ctx.plan.rule(tag)
+        if rule is None:
+            action, reason = _unlisted(tag, vr, self.ctx, mode)
+            decision = (action, reason, "")
+        else:
+            decision = (rule.action, rule.reason, rule.name)
+        if len(self.decisions) < _MEMO_LIMIT:
+            self.decisions[(tag, vr, mode)] = decision
+        return decision
+
     def run(self, elements: Seq[Element], path: str, nested: bool,
             mode: str) -> tuple[list[tuple[int, Piece]], bool]:
         """Mirror of :func:`radguard.deid.engine.process_dataset`: output pieces and whether any
         element changed."""
         ctx = self.ctx
-        plan, mv = ctx.plan, self.mv
+        mv, decisions = self.mv, self.decisions
         out: list[tuple[int, Piece]] = []
         changed = False
         private: list[Element] = []
@@ -208,18 +242,16 @@ class _Pass:
                 continue
             if nested and tag == SPECIFIC_CHARACTER_SET:
                 raise Fallback("a character set inside a sequence item")
-            rule = plan.rule(tag)
-            if rule is None:
-                action, reason = _unlisted(tag, vr, ctx, mode)
-                name = ""
-            else:
-                action, reason, name = rule.action, rule.reason, rule.name
-                if "/" in action:
-                    if present is None:
-                        present = frozenset(e.tag for e in elements)
-                    action, why = resolve_compound(action, tag, sop_class=ctx.sop_class,
-                                                   nested=nested, ds=present)
-                    reason = f"{reason}: {why}"
+            decision = decisions.get((tag, vr, mode))
+            if decision is None:
+                decision = self.decide(tag, vr, mode)
+            action, reason, name = decision
+            if "/" in action:
+                if present is None:
+                    present = frozenset(e.tag for e in elements)
+                action, why = resolve_compound(action, tag, sop_class=ctx.sop_class,
+                                               nested=nested, ds=present)
+                reason = _joined(reason, why)
             if action == "K" and vr != "SQ" and not reason:
                 out.append((tag, mv[el.header:el.end]))  # pydicom too writes it back as UN
                 continue
@@ -469,11 +501,19 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
 
     plan = plan_for(options.options)
     pseudo = pseudonymizer_for(options)
-    if any(el.tag == SPECIFIC_CHARACTER_SET for el in top):
-        charset_mini = _mini_dataset(buf, top, ts.explicit, [], ("SpecificCharacterSet",),
-                                     ts.little)
-        charset: Any = charset_mini.get("SpecificCharacterSet", "iso8859")
-        known = charset_mini._character_set
+    charset_el = next((el for el in top if el.tag == SPECIFIC_CHARACTER_SET), None)
+    if charset_el is not None:
+        charset_key = (buf[charset_el.header:charset_el.end], ts.explicit, ts.little)
+        cached = _CHARSETS.get(charset_key)
+        if cached is None:
+            charset_mini = _mini_dataset(buf, top, ts.explicit, [], ("SpecificCharacterSet",),
+                                         ts.little)
+            cached = (charset_mini.get("SpecificCharacterSet", "iso8859"),
+                      charset_mini._character_set)
+            if len(_CHARSETS) < 1024:
+                _CHARSETS[charset_key] = cached
+        charset: Any = cached[0]
+        known = cached[1]
     else:
         charset = "iso8859"
         if not _DEFAULT_ENCODINGS:
@@ -506,8 +546,10 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
     pieces = dict(body)
     if ORIGINAL_ATTRIBUTES_SEQUENCE in pieces:
         raise Fallback("an Original Attributes Sequence the options keep")
-    applied = options.option_list
-    key = (tuple(applied), plan.version, ts.explicit, ts.little, str(charset))
+    applied = _APPLIED.get(options.options)
+    if applied is None:
+        applied = _APPLIED[options.options] = tuple(options.option_list)
+    key = (applied, plan.version, ts.explicit, ts.little, str(charset))
     marks = _MARKS.get(key)
     if marks is None:
         marks_ds = Dataset()
@@ -526,7 +568,7 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
     out: list[Piece] = [b"\x00" * 128, b"DICM", meta]
     out.extend(pieces[t] for t in sorted(pieces))
     changes = DeidChanges(
-        changes=tuple(ctx.changes), applied=tuple(applied), notes=tuple(ctx.notes),
+        changes=tuple(ctx.changes), applied=applied, notes=tuple(ctx.notes),
         original_patient_id=patient_id, original_study_uid=study_uid,
         new_patient_id=final(PATIENT_ID, "PatientID") or "",
         new_study_uid=final(STUDY_UID, "StudyInstanceUID") or "", sop_class_uid=sop_class,

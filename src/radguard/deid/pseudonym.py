@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import hmac
 import re
 import uuid
@@ -25,7 +24,8 @@ _DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})")
 
 
 class Pseudonymizer:
-    """Keyed replacements for one run; cheap to build, memoises UIDs (they repeat across files)."""
+    """Keyed replacements for one run; cheap to build, memoises UIDs and patient IDs (they repeat
+    across files)."""
 
     def __init__(self, key: bytes, *, mapping: Mapping[str, tuple[str, str]] | None = None,
                  max_shift_days: int = 365, prefix: str = "RG"):
@@ -34,9 +34,10 @@ class Pseudonymizer:
         self._max_shift = max_shift_days
         self._prefix = prefix
         self._uids: dict[str, str] = {}
+        self._ids: dict[str, str] = {}
 
     def _mac(self, label: str, value: str) -> bytes:
-        return hmac.new(self._key, f"{label}\x00{value}".encode(), hashlib.sha256).digest()
+        return hmac.digest(self._key, f"{label}\x00{value}".encode(), "sha256")
 
     def _code(self, label: str, value: str, length: int) -> str:
         return base64.b32encode(self._mac(label, value)).decode()[:length]
@@ -59,7 +60,13 @@ class Pseudonymizer:
         mapped = self._mapping.get(original.strip())
         if mapped is not None:
             return mapped[0]
-        return self._prefix + self._code("pid", f"{issuer.strip()}\x00{original.strip()}", 14)
+        key = f"{issuer.strip()}\x00{original.strip()}"
+        cached = self._ids.get(key)
+        if cached is None:
+            cached = self._prefix + self._code("pid", key, 14)
+            if len(self._ids) < 200_000:
+                self._ids[key] = cached
+        return cached
 
     def patient_name(self, original_id: str, issuer: str = "") -> str:
         """Mapped name, else ``PSEUDO^<code>`` with the same code as :meth:`patient_id`."""

@@ -80,7 +80,15 @@ class Scrubber:
     def __init__(self, tokens: Iterable[str]):
         parts = [r"(?<![A-Za-z0-9])" + re.escape(t) + r"(?![A-Za-z0-9])" for t in tokens]
         parts += list(_GENERIC)
-        self._pattern = re.compile("|".join(parts), re.IGNORECASE)
+        self._source = "|".join(parts)
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def _pattern(self) -> re.Pattern[str]:
+        """Compiled on first use: most data sets have no text to clean."""
+        if self._compiled is None:
+            self._compiled = re.compile(self._source, re.IGNORECASE)
+        return self._compiled
 
     def clean(self, text: str) -> str:
         """``text`` with every match replaced by as many ``X`` as it had characters."""
