@@ -1,5 +1,5 @@
 """Tables of the audit record repository (PS3.15 A.5, IHE ATNA): records, search terms, alerts,
-counters. Created by migration ``0002_audit_repository``.
+counters. Created by migration ``0002_audit_repository``; indexes made leaner by ``0003``.
 
 - ``audit_records``: one row per received message, append-only. ``raw`` is the message exactly as
   received (syslog header included); ``hash`` chains every row to the previous one (see
@@ -24,6 +24,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -32,6 +33,10 @@ from radguard.store.models import Base, JSONType, UTCDateTime
 __all__ = ["AuditAlert", "AuditCounter", "AuditRecord", "AuditTerm"]
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
+
+#: Conditions of the partial indexes on ``audit_records`` (migration ``0003``).
+FAILED_CONDITION = "outcome <> 0"
+NOT_VALID_CONDITION = "validity <> 'valid'"
 
 
 class AuditRecord(Base):
@@ -42,9 +47,11 @@ class AuditRecord(Base):
         Index(None, "received_at"),
         Index(None, "event_time"),
         Index(None, "event_id", "id"),
-        Index(None, "source_id", "id"),
-        Index(None, "outcome", "id"),
-        Index(None, "validity", "id"),
+        # Partial: only the rare values are indexed (search states the same condition).
+        Index(None, "outcome", "id", sqlite_where=text(FAILED_CONDITION),
+              postgresql_where=text(FAILED_CONDITION)),
+        Index(None, "validity", "id", sqlite_where=text(NOT_VALID_CONDITION),
+              postgresql_where=text(NOT_VALID_CONDITION)),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
@@ -66,9 +73,11 @@ class AuditRecord(Base):
 
 
 class AuditTerm(Base):
-    """A search key of a record: ``kind`` is user, node, patient, study or type."""
+    """A search key of a record: ``kind`` is user, node, patient, study or type. On SQLite a
+    ``WITHOUT ROWID`` table: the primary key is the search index and the only B-tree."""
 
     __tablename__ = "audit_terms"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     value: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -18,11 +18,13 @@ and ``reason`` say what was wrong, and whose ``raw`` keeps the bytes exactly as 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import threading
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from lxml import etree
 
+from radguard.audit._xml import MAX_MESSAGE_BYTES
 from radguard.audit._xml import parse as parse_xml
 from radguard.audit.repository.header import ACCEPTED_MSGIDS, parse_header
 from radguard.audit.schema import schema_errors
@@ -52,13 +54,14 @@ class Validity(enum.StrEnum):
         return self in (Validity.VALID, Validity.RFC3881, Validity.INVALID)
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedMessage:
-    """One received message, ready to store and to evaluate.
+class ParsedMessage(NamedTuple):
+    """One received message, ready to store and to evaluate (immutable).
 
     ``terms`` are the ``(kind, value)`` pairs indexed for search (kinds ``user``, ``node``,
     ``patient``, ``study``, ``type``); the remaining tuples are what detection rules read.
     Times are tz-aware UTC; ``event_time`` is EventDateTime, ``received_at`` the arrival.
+    A named tuple, not a dataclass: built positionally in the parse workers and pickled back to
+    the writer once per message, where a frozen dataclass cost more than the fields' extraction.
     """
 
     raw: bytes
@@ -159,7 +162,11 @@ def _code_of(elem: etree._Element) -> str | None:
     return elem.get("csd-code") or elem.get("code")
 
 
-def _event_fields(event: etree._Element, out: dict[str, object]) -> None:
+def _event_fields(event: etree._Element | None) -> tuple[object, ...]:
+    """``(event_time, event_id, action, outcome, description, type_codes)`` of the
+    EventIdentification element (``None``: all unknown)."""
+    if event is None:
+        return None, None, None, None, None, ()
     eid = desc = None
     types: list[str] = []
     for child in event:
@@ -172,19 +179,25 @@ def _event_fields(event: etree._Element, out: dict[str, object]) -> None:
         elif tag == "EventOutcomeDescription" and desc is None:
             desc = child
     get = event.get
-    out["event_id"] = _code_of(eid) if eid is not None else None
-    out["action"] = (get("EventActionCode") or "")[:1] or None
     outcome = get("EventOutcomeIndicator", "")
-    out["outcome"] = int(outcome) if outcome.isdigit() and len(outcome) < 4 else None
-    out["event_time"] = _when(get("EventDateTime"))
-    out["description"] = (desc.text or "")[:1000] if desc is not None else None
-    out["type_codes"] = _uniq(types)
+    return (_when(get("EventDateTime")), _code_of(eid) if eid is not None else None,
+            (get("EventActionCode") or "")[:1] or None,
+            int(outcome) if outcome.isdigit() and len(outcome) < 4 else None,
+            (desc.text or "")[:1000] if desc is not None else None, _uniq(types))
 
 
-def _fields(root: etree._Element) -> dict[str, object]:
+#: The fields :func:`_fields` returns, in :class:`ParsedMessage` order (from ``event_time`` on).
+FIELD_NAMES = ("event_time", "source_id", "event_id", "action", "outcome", "description",
+               "type_codes", "users", "requestors", "requestor_nodes", "nodes", "patients",
+               "studies", "destinations", "media_destination")
+_NO_FIELDS: tuple[object, ...] = (None, None, None, None, None, None, (), (), (), (), (), (), (),
+                                  (), False)
+
+
+def _fields(root: etree._Element) -> tuple[object, ...]:
     """The searched and evaluated fields of an AuditMessage tree (any conformance), read in one
-    pass over the root's children (PS3.15 A.5.1: event, participants, source, objects)."""
-    out: dict[str, object] = {}
+    pass over the root's children (PS3.15 A.5.1: event, participants, source, objects), as a
+    tuple in :data:`FIELD_NAMES` order (no dict per message)."""
     users: list[str] = []
     requestors: list[str] = []
     req_nodes: list[str] = []
@@ -239,31 +252,58 @@ def _fields(root: etree._Element) -> dict[str, object]:
                 event = child
         elif tag == "AuditSourceIdentification" and source is None:
             source = child
-    if event is not None:
-        _event_fields(event, out)
+    when, event_id, action, outcome, description, types = _event_fields(event)
     source_id = source.get("AuditSourceID") if source is not None else None
     nodes.append(source_id or "")
-    out.update(users=_uniq(users), requestors=_uniq(requestors),
-               requestor_nodes=_uniq(req_nodes), nodes=_uniq(nodes),
-               destinations=_uniq(dests), media_destination=media_dest,
-               source_id=(source_id or "")[:255] or None,
-               patients=_uniq(patients), studies=_uniq(studies))
-    return out
+    return (when, (source_id or "")[:255] or None, event_id, action, outcome, description, types,
+            _uniq(users), _uniq(requestors), _uniq(req_nodes), _uniq(nodes), _uniq(patients),
+            _uniq(studies), _uniq(dests), media_dest)
 
 
-def parse_msg(msg: bytes) -> tuple[Validity, str | None, dict[str, object]]:
+_LOCAL = threading.local()
+
+
+def _reused_parser() -> etree.XMLParser:
+    """This thread's hardened parser (the settings of :mod:`radguard.audit._xml`), built once:
+    creating an ``XMLParser`` per message cost a third of the parse."""
+    parser: etree.XMLParser | None = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = _LOCAL.parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False,
+            dtd_validation=False, remove_comments=True, remove_pis=True)
+    return parser
+
+
+def _parse(msg: bytes) -> etree._Element:
+    """:func:`radguard.audit._xml.parse` with a reused parser. The common case (small, UTF-8, no
+    DOCTYPE, well-formed) is parsed here with the same hardening; anything else is handed to
+    ``_xml.parse`` so that refusals and errors are exactly its own. Raises AuditSchemaError."""
+    if (len(msg) <= MAX_MESSAGE_BYTES and msg[:2] not in (b"\xff\xfe", b"\xfe\xff")
+            and b"\x00" not in msg[:4] and b"<!DOCTYPE" not in msg and b"<!ENTITY" not in msg):
+        try:
+            root = etree.fromstring(msg, parser=_reused_parser())
+        except etree.XMLSyntaxError:
+            pass
+        else:
+            docinfo = root.getroottree().docinfo
+            if docinfo.internalDTD is None and docinfo.externalDTD is None:
+                return root
+    return parse_xml(msg)
+
+
+def parse_msg(msg: bytes) -> tuple[Validity, str | None, tuple[object, ...]]:
     """Check one MSG (the audit XML) and read its fields; see the module docstring."""
     if b"<!DOCTYPE" in msg or b"<!ENTITY" in msg:
         return (Validity.REFUSED,
                 "declares a DOCTYPE or ENTITY (entity expansion / external entity attack); "
-                "kept raw, never parsed", {})
+                "kept raw, never parsed", _NO_FIELDS)
     try:
-        root = parse_xml(msg)
+        root = _parse(msg)
     except AuditSchemaError as exc:
         kind = Validity.REFUSED if "encoding" in exc.message else Validity.NOT_XML
-        return kind, _clip(exc.message), {}
+        return kind, _clip(exc.message), _NO_FIELDS
     if root.tag != "AuditMessage":
-        return Validity.NOT_XML, f"root element is {str(root.tag)[:64]!r}, not AuditMessage", {}
+        return Validity.NOT_XML, f"root element is {str(root.tag)[:64]!r}, not AuditMessage", _NO_FIELDS
     errors = schema_errors(root)
     validity = Validity.VALID
     if errors:
@@ -290,23 +330,25 @@ def parse_message(
     ``truncated_from`` is the full length when the receiver kept only a prefix of ``raw``.
     """
     header = parse_header(raw)
-    notes: list[str] = []
     if truncated_from is not None:
         validity: Validity = Validity.TRUNCATED
         reason: str | None = (f"message of {truncated_from} octets exceeds the receiver limit; "
                               f"the first {len(raw)} octets are kept")
-        fields: dict[str, object] = {}
+        fields = _NO_FIELDS
     else:
         validity, reason, fields = parse_msg(raw[header.msg_offset:])
-    if header.problem:
-        notes.append(header.problem)
-    if header.rfc5424 and header.msgid not in ACCEPTED_MSGIDS:
-        notes.append(f"MSGID {str(header.msgid)[:32]!r} is not DICOM+RFC3881 or IHE+RFC-3881")
-    if notes:
+    problem = header.problem
+    if problem is not None or (header.rfc5424 and header.msgid not in ACCEPTED_MSGIDS):
+        notes = [problem] if problem else []
+        if header.rfc5424 and header.msgid not in ACCEPTED_MSGIDS:
+            notes.append(f"MSGID {str(header.msgid)[:32]!r} is not DICOM+RFC3881 or "
+                         "IHE+RFC-3881")
         reason = "; ".join([reason, *notes] if reason else notes)
-    return ParsedMessage(
-        raw=raw, received_at=received_at, transport=transport, peer=peer,
-        validity=validity, reason=reason, hostname=header.hostname,
-        app_name=header.app_name, msgid=header.msgid,
-        **fields,  # type: ignore[arg-type]
-    )
+    # positional: the field order of ParsedMessage, FIELD_NAMES last
+    return _new_parsed(ParsedMessage, (raw, received_at, transport, peer, validity, reason,
+                                       header.hostname, header.app_name, header.msgid, *fields))
+
+
+_new_parsed = tuple.__new__
+if ParsedMessage._fields[9:] != FIELD_NAMES:  # pragma: no cover - a definition error
+    raise AssertionError("FIELD_NAMES must follow ParsedMessage's field order")

@@ -48,44 +48,34 @@ def add_counters(session: Session, deltas: Mapping[tuple[str, str], int]) -> Non
 class Prepared(NamedTuple):
     """A parsed message made ready for the writer by a parse worker (:func:`prepare`).
 
-    Plain strings, numbers and tuples only (they pickle several times faster than the frozen
-    dataclass, its enum and its tz-aware datetimes): ``row`` holds the SQLite column values of
-    :data:`_COLUMNS` between ``id`` and ``hash`` (times as SQLite text, validity as text);
-    ``tail`` the id-independent part of the hash input (:func:`.chain.hash_tail`); ``extra`` the
-    remaining :class:`ParsedMessage` fields, and the uncut header values when a column cut them.
-    :meth:`message` rebuilds the exact :class:`ParsedMessage`.
+    ``row`` holds the SQLite column values of :data:`_COLUMNS` between ``id`` and ``hash`` (times
+    as SQLite text, validity as text, cut to the column sizes); ``tail`` the id-independent part
+    of the hash input (:func:`.chain.hash_tail`); ``msg`` the :class:`ParsedMessage` itself (a
+    named tuple: it shares ``raw`` and the strings with ``row``, which pickle sends once).
     """
 
     row: tuple[Any, ...]
     tail: bytes
-    extra: tuple[Any, ...]
+    msg: ParsedMessage
 
     def message(self) -> ParsedMessage:
-        row, extra = self.row, self.extra
-        peer, hostname, app_name, msgid, event_id = extra[10] or (
-            row[2], row[3], row[4], row[5], row[8])
-        return ParsedMessage(
-            row[13], _from_sqlite(row[0]) or _EPOCH, row[1], peer, _VALIDITY[row[11]], row[12],
-            hostname, app_name, msgid, _from_sqlite(row[6]), row[7], event_id, row[9], row[10],
-            *extra[:10])
+        return self.msg
 
     @property
-    def terms(self) -> dict[tuple[str, str], None]:
-        """The distinct ``(kind, value)`` search keys (user, node, patient, study, type)."""
-        e = self.extra
-        return dict.fromkeys([*(("user", v) for v in e[2]), *(("node", v) for v in e[5]),
-                              *(("patient", v) for v in e[6]), *(("study", v) for v in e[7]),
-                              *(("type", v) for v in e[1])])
+    def terms(self) -> list[tuple[str, str]]:
+        """The distinct ``(kind, value)`` search keys (user, node, patient, study, type); each
+        kind's values are distinct already (:func:`.parse._uniq`)."""
+        m = self.msg
+        return [*(("user", v) for v in m.users), *(("node", v) for v in m.nodes),
+                *(("patient", v) for v in m.patients), *(("study", v) for v in m.studies),
+                *(("type", v) for v in m.type_codes)]
 
 
-_VALIDITY = {str(v): v for v in Validity}
-_EPOCH = datetime.fromtimestamp(0, UTC)
-
-
-@lru_cache(maxsize=4096)
-def _from_sqlite(text: str | None) -> datetime | None:
-    """Back from :func:`_sqlite_time` (cached: the messages of one read share their arrival)."""
-    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+_TERM_KINDS = tuple((kind, ParsedMessage._fields.index(field)) for kind, field in (
+    ("user", "users"), ("node", "nodes"), ("patient", "patients"), ("study", "studies"),
+    ("type", "type_codes")))
+"""``(kind, ParsedMessage index)`` of the search terms, in the order :attr:`Prepared.terms`
+lists them (tuple indexes: the writer's loop runs once per stored message)."""
 
 
 def record_values(m: ParsedMessage) -> tuple[Any, ...]:
@@ -100,12 +90,7 @@ def prepare(m: ParsedMessage) -> Prepared:
     (runs in the parse workers)."""
     values = record_values(m)
     row = (_sqlite_time(values[0]), *values[1:6], _sqlite_time(values[6]), *values[7:], m.raw)
-    uncut = (m.peer, m.hostname, m.app_name, m.msgid, m.event_id)
-    cut = (values[2], values[3], values[4], values[5], values[8])
-    return Prepared(row, hash_tail(values, m.raw), (
-        m.description, m.type_codes, m.users, m.requestors, m.requestor_nodes, m.nodes,
-        m.patients, m.studies, m.destinations, m.media_destination,
-        None if uncut == cut else uncut))
+    return Prepared(row, hash_tail(values, m.raw), m)
 
 
 class RecordWriter:
@@ -163,8 +148,14 @@ class RecordWriter:
                 if batch:
                     connection.exec_driver_sql(_INSERT_RECORDS, [
                         (rid, *p.row, h) for rid, p, h in zip(ids, batch, hashes, strict=True)])
-                    terms = [(k, v, rid) for rid, p in zip(ids, batch, strict=True)
-                             for k, v in p.terms]
+                    terms: list[tuple[str, str, int]] = []
+                    add = terms.append
+                    for rid, p in zip(ids, batch, strict=True):
+                        m = p.msg
+                        for kind, index in _TERM_KINDS:
+                            values: tuple[str, ...] = m[index]  # type: ignore[assignment]
+                            for v in values:
+                                add((kind, v, rid))
                     if terms:  # an empty list would run the statement once without values
                         connection.exec_driver_sql(_INSERT_TERMS, terms)
             elif batch:
@@ -195,8 +186,10 @@ _INSERT_RECORDS = "INSERT INTO audit_records ({}) VALUES ({})".format(  # noqa: 
 _INSERT_TERMS = "INSERT INTO audit_terms (kind, value, record_id) VALUES (?, ?, ?)"
 
 
+@lru_cache(maxsize=1024)
 def _sqlite_time(value: datetime | None) -> str | None:
-    """The text SQLAlchemy's SQLite ``DateTime`` stores (naive UTC), for driver-level inserts."""
+    """The text SQLAlchemy's SQLite ``DateTime`` stores (naive UTC), for driver-level inserts
+    (cached: the messages of one read share their arrival time)."""
     if value is None:
         return None
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

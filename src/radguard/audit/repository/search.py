@@ -21,14 +21,19 @@ from datetime import datetime
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, text
 
 from radguard.audit._xml import parse as parse_xml
 from radguard.audit.repository.header import parse_header
 from radguard.audit.repository.parse import _rfc3881_to_dicom
 from radguard.errors import AuditSchemaError
 from radguard.store import Store
-from radguard.store.models_audit import AuditRecord, AuditTerm
+from radguard.store.models_audit import (
+    FAILED_CONDITION,
+    NOT_VALID_CONDITION,
+    AuditRecord,
+    AuditTerm,
+)
 
 __all__ = ["RecordView", "SearchQuery", "decode_query", "search", "view_of"]
 
@@ -198,8 +203,14 @@ def build(q: SearchQuery) -> Select[Any]:
         stmt = stmt.where(event_col.in_(list(q.event_ids)))
     if q.outcomes:
         stmt = stmt.where(outcome_col.in_(list(q.outcomes)))
+        if not ranged and 0 not in q.outcomes:
+            # the partial index on rare outcomes is usable only when the query states its
+            # condition verbatim (SQLite's rule for partial indexes)
+            stmt = stmt.where(text(f"audit_records.{FAILED_CONDITION}"))
     if q.validity:
         stmt = stmt.where(AuditRecord.validity.in_(list(q.validity)))
+        if "valid" not in q.validity:
+            stmt = stmt.where(text(f"audit_records.{NOT_VALID_CONDITION}"))
     if q.peers:
         stmt = stmt.where(AuditRecord.peer.in_(list(q.peers)))
     for kind, values in (("type", q.event_types), ("user", q.users), ("node", q.nodes),
