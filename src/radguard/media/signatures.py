@@ -80,6 +80,20 @@ def _pe_header(data: bytes) -> bool:
 
 
 @lru_cache(maxsize=1)
+def _pdf_name(name: str) -> bytes:
+    """A regex for the PDF name ``name`` (``/JavaScript``) that also matches it written with
+    ``#xx`` hex escapes, which PDF 1.2 and later allow for any character of a name (ISO 32000-1
+    7.3.5): ``/J#61vaScript`` is ``/JavaScript`` to every PDF reader."""
+    out = [re.escape(name[:1].encode())]
+    for ch in name[1:]:
+        code = ord(ch)
+        hexes = sorted({f"{code:02x}", f"{code:02X}", f"{code >> 4:X}{code & 15:x}",
+                        f"{code >> 4:x}{code & 15:X}"})
+        alts = [re.escape(ch.encode())] + [b"#" + h.encode() for h in hexes]
+        out.append(b"(?:" + b"|".join(alts) + b")")
+    return b"".join(out)
+
+
 def load_table() -> SignatureTable:
     """Load the shipped signature table (cached)."""
     raw: dict[str, Any] = json.loads(
@@ -92,8 +106,8 @@ def load_table() -> SignatureTable:
     ext = {k: frozenset(v) for k, v in raw["dangerous_extensions"].items()}
     html = re.compile(b"|".join(re.escape(p.encode()) for p in raw["html_script_patterns"]),
                       re.IGNORECASE)
-    pdf = re.compile(rb"(?:" + b"|".join(re.escape(p.encode()) for p in raw["pdf_script_patterns"])
-                     + rb")(?![A-Za-z])")
+    pdf = re.compile(rb"(?:" + b"|".join(_pdf_name(p) for p in raw["pdf_script_patterns"])
+                     + rb")(?![A-Za-z]|#[0-9A-Fa-f]{2})")
     first: dict[int, list[Signature]] = {}
     for sig in sigs:
         first.setdefault(sig.magic[0], []).append(sig)
