@@ -247,10 +247,15 @@ def _dicomdir_refs(src: ByteSource) -> tuple[tuple[str, str], ...] | str:
 
 
 def inspect_entry(medium: Medium, entry: Entry, options: InspectOptions,
-                  engines: Engines | None = None) -> FileReport:
-    """Inspect one regular file of ``medium``; an unexpected failure becomes a finding, not a crash."""
+                  engines: Engines | None = None, table: SignatureTable | None = None
+                  ) -> FileReport:
+    """Inspect one regular file of ``medium``; an unexpected failure becomes a finding, not a crash.
+
+    ``table`` is the signature table (:func:`load_table` when not given; a worker passes the one
+    it loaded once).
+    """
     try:
-        return _inspect_entry(medium, entry, options, engines)
+        return _inspect_entry(medium, entry, options, engines, table or load_table())
     except Exception as exc:  # invariant 3: a hostile file is a finding, never a crash
         _log.exception("inspecting %s failed", entry.rel)
         f = checks.check("media.unreadable").finding(
@@ -260,7 +265,7 @@ def inspect_entry(medium: Medium, entry: Entry, options: InspectOptions,
 
 
 def _inspect_entry(medium: Medium, entry: Entry, options: InspectOptions,
-                   engines: Engines | None = None) -> FileReport:
+                   engines: Engines | None, table: SignatureTable) -> FileReport:
     """Inspect one regular file of ``medium``: never raises for bad content.
 
     Returns
@@ -269,7 +274,6 @@ def _inspect_entry(medium: Medium, entry: Entry, options: InspectOptions,
         kind, size, SHA-256, verdict and findings, with UIDs and salted identity hashes.
     """
     rel = entry.rel
-    table = load_table()
     try:
         src = medium.open(rel)
     except OSError as exc:

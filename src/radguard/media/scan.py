@@ -23,7 +23,7 @@ from radguard.media.engines import EngineConfig, Engines
 from radguard.media.inspect import InspectOptions, inspect_entry
 from radguard.media.interface import FileKind, FileReport, MediumReport
 from radguard.media.medium import Entry, Medium, MediumSpec, open_medium, reopen
-from radguard.media.signatures import load_table
+from radguard.media.signatures import SignatureTable, load_table
 
 __all__ = ["ScanOptions", "scan_medium"]
 
@@ -45,15 +45,16 @@ class _WorkerState:
     medium: Medium
     options: InspectOptions
     engines: Engines
+    table: SignatureTable
 
 
 def _init_worker(spec: MediumSpec, options: InspectOptions, engine_config: EngineConfig
                  ) -> _WorkerState:
-    return _WorkerState(reopen(spec), options, Engines.load(engine_config))
+    return _WorkerState(reopen(spec), options, Engines.load(engine_config), load_table())
 
 
 def _inspect(state: _WorkerState, entry: Entry) -> FileReport:
-    return inspect_entry(state.medium, entry, state.options, state.engines)
+    return inspect_entry(state.medium, entry, state.options, state.engines, state.table)
 
 
 _Packed = tuple[str, FileKind, int, "str | None", int, tuple[Finding, ...], Mapping[str, str],
