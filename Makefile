@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # Debian packages of the real peers the tests run against.
 DEBIAN_PACKAGES := dcmtk orthanc orthanc-dicomweb rsyslog rsyslog-gnutls genisoimage xorriso \
 	trang dicom3tools tesseract-ocr tesseract-ocr-eng gnutls-bin postgresql openssl nmap \
-	util-linux procps
+	util-linux procps clamav
 
 .PHONY: help uv install system-deps demo test lint typecheck pytest bench clean
 

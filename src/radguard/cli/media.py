@@ -84,6 +84,9 @@ def scan(
     no_yara: Annotated[bool, typer.Option("--no-yara", help="Do not run YARA rules.")] = False,
     clamd: Annotated[str | None, typer.Option(help="clamd UNIX socket.")] = None,
     clamscan: Annotated[str | None, typer.Option(help="clamscan binary.")] = None,
+    clamav_db: Annotated[str | None, typer.Option("--clamav-db", help="ClamAV database file or "
+                                                  "folder for clamscan (-d), e.g. the offline "
+                                                  "station's copy.")] = None,
     yara_full: Annotated[bool, typer.Option("--yara-full", help="Run YARA over pixel data too "
                                             "(slower; by default YARA skips the pixel data of DICOM "
                                             "files that walked cleanly).")] = False,
@@ -119,7 +122,8 @@ def scan(
         workers=workers if workers else settings.worker_count,
         engines=EngineConfig(yara=not no_yara, rules_dirs=tuple(rules_dirs),
                              clamd_socket=clamd or settings.clamd_socket,
-                             clamscan=clamscan or settings.clamscan, yara_full=yara_full),
+                             clamscan=clamscan or settings.clamscan, clamav_db=clamav_db or "",
+                             yara_full=yara_full),
     )
     try:
         with progress_bar(f"scanning {path.name or path}") as update:

@@ -23,6 +23,7 @@ __all__ = ["EngineConfig", "Engines"]
 YARA_WINDOW = 32 * 1024 * 1024
 YARA_OVERLAP = 64 * 1024
 YARA_TIMEOUT = 10
+CLAMSCAN_TIMEOUT = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class EngineConfig:
     rules_dirs: tuple[str, ...] = ()
     clamd_socket: str = ""
     clamscan: str = ""
+    clamav_db: str = ""
+    """A ClamAV database file or folder for clamscan (``-d``); empty: clamscan's own default."""
     yara_full: bool = False
     """Also run YARA over pixel data of DICOM files that walked cleanly (slower)."""
 
@@ -72,7 +75,8 @@ class Engines:
         if config.clamd_socket:
             eng.status["clamav"] = f"clamd at {config.clamd_socket}"
         elif config.clamscan:
-            eng.status["clamav"] = f"clamscan at {config.clamscan}"
+            eng.status["clamav"] = f"clamscan at {config.clamscan}" + (
+                f", database {config.clamav_db}" if config.clamav_db else "")
         else:
             eng.status["clamav"] = "not configured: files were not checked by an antivirus"
         return eng
@@ -93,8 +97,8 @@ class Engines:
                 out.extend(self._yara_ranges(rel, src, [(0, src.size)]))
         if self.config.clamd_socket:
             out.extend(self._clamd(rel, src))
-        elif self.config.clamscan and local_path is not None:
-            out.extend(self._clamscan(rel, local_path))
+        elif self.config.clamscan:
+            out.extend(self._clamscan(rel, local_path, src))
         return out
 
     def _yara_ranges(self, rel: str, src: ByteSource, ranges: list[tuple[int, int]]
@@ -157,10 +161,18 @@ class Engines:
                                                                       engine="clamav")]
         return []
 
-    def _clamscan(self, rel: str, local_path: str) -> list[Finding]:
+    def _clamscan(self, rel: str, local_path: str | None, src: ByteSource) -> list[Finding]:
+        """clamscan on the file, or on its bytes through stdin (``-``) when the file has no path of
+        its own (a member of an ISO image): ClamAV sees every file either way."""
+        argv = [self.config.clamscan, "--no-summary", "--stdout"]
+        if self.config.clamav_db:
+            argv += ["-d", self.config.clamav_db]
         try:
-            proc = subprocess.run([self.config.clamscan, "--no-summary", "--stdout", local_path],
-                                  capture_output=True, text=True, timeout=300, check=False)
+            if local_path is not None:
+                proc = subprocess.run([*argv, local_path], capture_output=True, text=True,
+                                      timeout=CLAMSCAN_TIMEOUT, check=False)
+            else:
+                proc = self._clamscan_stdin([*argv, "-"], src)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return [checks.check("media.engine-unavailable").finding(f"clamscan failed: {exc}",
                                                                       path=rel, engine="clamav")]
@@ -174,3 +186,27 @@ class Engines:
                 f"clamscan exit {proc.returncode}: {proc.stderr.strip()[:200]}", path=rel,
                 engine="clamav")]
         return []
+
+    @staticmethod
+    def _clamscan_stdin(argv: list[str], src: ByteSource) -> subprocess.CompletedProcess[str]:
+        """Feed ``src`` to clamscan's stdin in 1 MiB chunks (memory stays flat)."""
+        with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as proc:
+            assert proc.stdin is not None
+            try:
+                pos = 0
+                while pos < src.size:
+                    chunk = src.read_at(pos, 1024 * 1024)
+                    if not chunk:
+                        break
+                    proc.stdin.write(chunk)
+                    pos += len(chunk)
+            except BrokenPipeError:
+                pass
+            try:
+                out, err = proc.communicate(timeout=CLAMSCAN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
+        return subprocess.CompletedProcess(argv, proc.returncode, out.decode("utf-8", "replace"),
+                                           err.decode("utf-8", "replace"))
