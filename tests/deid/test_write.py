@@ -117,3 +117,22 @@ def test_every_output_is_flushed_before_its_name_appears(tmp_path: Path,
     assert len(renamed) == 30 and all(f.pending is None for f in report.files)
     assert all(Path(f.output).is_file() for f in report.files if f.output)
     assert not list((tmp_path / "out").rglob("*.part"))
+
+
+def test_reports_cross_process_boundaries_intact(tmp_path: Path) -> None:
+    """Given the reports of a real run (changes, findings, refusals), a pickle round trip (how
+    workers hand them to the main process) gives equal reports, field for field."""
+    import pickle
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("CT_small.dcm", "rtplan.dcm", "MR_small_bigendian.dcm"):
+        shutil.copy(pydicom.data.get_testdata_file(name), src / name)
+    (src / "not-dicom.txt").write_text("hello")
+    report = deidentify_tree(src, tmp_path / "out", DeidOptions.from_names(["tcia"], key=KEY))
+    back = pickle.loads(pickle.dumps(report.files, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == report.files
+    assert [f.changes.original_study_uid if f.changes else None for f in back] == \
+        [f.changes.original_study_uid if f.changes else None for f in report.files]
+    assert any(f.findings for f in back) and sum(len(f.changes.changes) for f in back
+                                                   if f.changes) > 20

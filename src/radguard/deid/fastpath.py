@@ -398,17 +398,16 @@ character set of :data:`_PLAIN_CHARSETS`."""
 _DEFAULT_ENCODINGS: list[str] = []
 
 
-def _identity(buf: bytes, top: Seq[Element], explicit: bool, encodings: list[str],
+def _identity(buf: bytes, by_tag: dict[int, Element], explicit: bool, encodings: list[str],
               plain: bool, little: bool = True) -> dict[str, str]:
     """The identity attributes as ``str(value).strip()`` of pydicom's decoded value (PS3.5 6.2:
     trailing NUL and spaces are padding), read directly from the bytes when the value is one
     printable ASCII value in its dictionary VR; pydicom decodes anything else. Undecodable values
     are absent, as on the pydicom path."""
     out: dict[str, str] = {}
-    wanted = {tag: kw for kw, tag in _KEYWORD_TAG.items()}
-    for el in top:
-        keyword = wanted.get(el.tag)
-        if keyword is None or el.items is not None:
+    for keyword, tag in _KEYWORD_TAG.items():
+        el = by_tag.get(tag)
+        if el is None or el.items is not None:
             continue
         data = buf[el.value:el.end]
         if el.vr == _IDENTITY[el.tag] and (plain or el.vr == "UI") and \
@@ -501,7 +500,8 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
 
     plan = plan_for(options.options)
     pseudo = pseudonymizer_for(options)
-    charset_el = next((el for el in top if el.tag == SPECIFIC_CHARACTER_SET), None)
+    by_tag = {el.tag: el for el in top}  # unique: the walk reports duplicates (no fast path)
+    charset_el = by_tag.get(SPECIFIC_CHARACTER_SET)
     if charset_el is not None:
         charset_key = (buf[charset_el.header:charset_el.end], ts.explicit, ts.little)
         cached = _CHARSETS.get(charset_key)
@@ -521,9 +521,9 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
             _DEFAULT_ENCODINGS.extend([default] if isinstance(default, str) else default)
         known = _DEFAULT_ENCODINGS
     encodings = [known] if isinstance(known, str) else list(known)
-    ident = _identity(buf, top, ts.explicit, encodings, charset in _PLAIN_CHARSETS,
+    ident = _identity(buf, by_tag, ts.explicit, encodings, charset in _PLAIN_CHARSETS,
                       ts.little)
-    if METHOD_CODE_SEQUENCE in {el.tag for el in top}:
+    if METHOD_CODE_SEQUENCE in by_tag:
         raise Fallback("an existing De-identification Method Code Sequence")
     patient_id, issuer = ident.get("PatientID", ""), ident.get("IssuerOfPatientID", "")
     study_uid, sop_class = ident.get("StudyInstanceUID", ""), ident.get("SOPClassUID", "")
