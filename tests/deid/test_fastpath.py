@@ -175,3 +175,41 @@ def test_big_endian_files_take_the_byte_path_and_agree(names: list[str], tmp_pat
             out = pydicom.dcmread(tmp_path / "bytes" / name)
         assert out.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.2"
         assert out.PatientIdentityRemoved == "YES"
+
+
+def _un_file(path: Path) -> Path:
+    """An Explicit VR Little Endian CT whose identifying public attributes are stored as UN
+    (PS3.5 6.2.2: the value is kept in its dictionary VR's encoding), as some archives send them."""
+    from pydicom.dataelem import DataElement
+
+    with quiet_pydicom():
+        ds = pydicom.dcmread(pydicom.data.get_testdata_file("CT_small.dcm"))
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    for keyword, raw in (("PatientName", b"Doe^Jane"), ("StudyDate", b"20200102"),
+                         ("SeriesInstanceUID", b"1.2.826.0.1.3680043.2.1125.777"),
+                         ("ReferringPhysicianName", b"Who^Dr "), ("InstitutionName", b"St Elsewhere"),
+                         ("AccessionNumber", b"A123"), ("Manufacturer", b"ACME")):
+        tag = pydicom.datadict.tag_for_keyword(keyword)
+        assert tag is not None
+        ds[tag] = DataElement(tag, "UN", raw)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("names", [[], ["retain-device-identity", "retain-long-modified-dates"],
+                                   ["retain-uids", "clean-descriptors",
+                                    "retain-institution-identity"]])
+def test_explicit_un_public_attributes_take_the_byte_path_and_agree(names: list[str],
+                                                                    tmp_path: Path) -> None:
+    """Given public attributes stored as Explicit VR UN (changed, kept and kept by an option),
+    the byte path reads each value in its dictionary VR, serves the file, and its output and
+    change report equal the pydicom path's; no original value survives in the output bytes."""
+    src = _un_file(tmp_path / "un.dcm")
+    with quiet_pydicom():
+        assert pydicom.dcmread(src, defer_size=0)["PatientName"].VR in ("UN", "PN")
+    options = DeidOptions.from_names(names, key=KEY)
+    assert _compare(src, options, tmp_path) == "un.dcm"
+    out = (tmp_path / "bytes" / "un.dcm").read_bytes()
+    assert b"Doe^Jane" not in out and b"Who^Dr" not in out and b"A123" not in out
+    assert (b"1.2.826.0.1.3680043.2.1125.777" in out) == ("retain-uids" in names)
+    assert (b"St Elsewhere" in out) == ("retain-institution-identity" in names)

@@ -13,12 +13,14 @@ Values are decoded (pydicom's ``convert_raw_data_element``, with the data set's 
 for the elements whose action needs them.
 
 What it does not handle raises :class:`Fallback` with a reason, and the caller runs the pydicom path
-(:mod:`.files` records which path served each file): Big Endian, Deflated and raw (no File Meta)
-files, anything the bounded walk had a problem with, the options that need decoded pixels or the
-originals (Clean Pixel Data, Clean Recognizable Visual Features, an Encrypted Attributes Sequence),
-Explicit VR ``UN`` on a public attribute, a character set inside a sequence item, an existing
-De-identification Method Code Sequence. ``tests/deid/test_fastpath.py`` proves, on every pydicom test
-file and several option sets, that both paths give the same data set.
+(:mod:`.files` records which path served each file): Deflated and raw (no File Meta) files,
+anything the bounded walk had a problem with, the options that need decoded pixels or the originals
+(Clean Pixel Data, Clean Recognizable Visual Features, an Encrypted Attributes Sequence), a sequence
+stored as Explicit VR ``UN`` that must be walked, a character set inside a sequence item, an existing
+De-identification Method Code Sequence. Any other public attribute stored as Explicit VR ``UN`` is
+read in its dictionary VR (PS3.5 6.2.2: a UN value keeps the encoding of its VR) and, when it
+changes, written with that VR, as the pydicom path does. ``tests/deid/test_fastpath.py`` proves, on
+every pydicom test file and several option sets, that both paths give the same data set.
 """
 
 from __future__ import annotations
@@ -233,10 +235,8 @@ class _Pass:
                 private.append(el)
                 continue
             vr = el.vr
-            relabelled = False
-            if vr == "UN":
+            if vr == "UN":  # PS3.5 6.2.2: the value reads as its dictionary VR (implicit LE)
                 vr = _dictionary_vr(tag)
-                relabelled = vr != "UN" and self.explicit
             if tag & 0xFFFF == 0 and group != 0x0002:
                 changed = True
                 continue
@@ -255,8 +255,6 @@ class _Pass:
             if action == "K" and vr != "SQ" and not reason:
                 out.append((tag, mv[el.header:el.end]))  # pydicom too writes it back as UN
                 continue
-            if relabelled:
-                raise Fallback("a changed public attribute encoded as Explicit VR UN")
             if not name:
                 name = _name(tag)
             piece, did = self.apply(el, vr, action, reason, name, path, nested, mode)
