@@ -11,30 +11,31 @@ from radguard.dicomio.vr import LONG_LENGTH_VRS, VALID_VRS
 
 __all__ = ["read_meta", "sniff_raw"]
 
+_HEADER = struct.Struct("<HH2sH").unpack_from  # PS3.10 7.1: group 0002 is Explicit VR Little Endian
+_U32 = struct.Struct("<I").unpack_from
+
 
 def read_meta(src: ByteSource, state: WalkState) -> tuple[dict[int, str], int, str | None]:
     """Walk group 0002 at offset 132 (always Explicit VR Little Endian, PS3.10 7.1)."""
     meta: dict[int, str] = {}
     pos = 132
     declared_end: int | None = None
-    hdr = struct.Struct("<HH")
-    while pos + 8 <= src.size:
+    size = src.size
+    while pos + 8 <= size:
         raw = src.read_at(pos, 12)
-        group, elem = hdr.unpack_from(raw, 0)
+        group, elem, vr, length = _HEADER(raw, 0)
         if group != 0x0002:
             break
-        vr = raw[4:6]
         if vr not in VALID_VRS:
             state.problems.append(Problem("invalid-vr", "File Meta Information element with an "
                                           "invalid VR", pos))
             break
         if vr in LONG_LENGTH_VRS:
-            length = struct.unpack_from("<I", raw, 8)[0] if len(raw) >= 12 else -1
+            length = _U32(raw, 8)[0] if len(raw) >= 12 else -1
             vpos = pos + 12
         else:
-            length = struct.unpack_from("<H", raw, 6)[0]
             vpos = pos + 8
-        if length < 0 or length == UNDEFINED or vpos + length > src.size:
+        if length < 0 or length == UNDEFINED or vpos + length > size:
             state.problems.append(Problem("value-past-eof", f"File Meta element (0002,{elem:04X}) "
                                           f"claims {length} bytes, past the end of file", pos))
             raise Stop
@@ -45,7 +46,7 @@ def read_meta(src: ByteSource, state: WalkState) -> tuple[dict[int, str], int, s
         value = src.read_at(vpos, length)
         meta[0x00020000 | elem] = decode_value(vr, value, True)
         if elem == 0 and length == 4:
-            declared_end = vpos + 4 + struct.unpack("<I", value)[0]
+            declared_end = vpos + 4 + _U32(value, 0)[0]
         state.elements += 1
         pos = vpos + length
     if declared_end is None:

@@ -32,7 +32,7 @@ from radguard.dicomio.limits import ReadLimits
 from radguard.dicomio.meta import read_meta, sniff_raw
 from radguard.dicomio.result import PixelInfo, Problem, ValueRef, WalkResult
 from radguard.dicomio.source import ByteSource, MemorySource, StreamSource
-from radguard.dicomio.vr import LONG_LENGTH_VRS, VALID_VRS, implicit_vr, transfer_syntax
+from radguard.dicomio.vr import LONG_LENGTH_VRS, TEXT_VRS, VALID_VRS, implicit_vr, transfer_syntax
 
 __all__ = ["COLLECTED_TAGS", "walk"]
 
@@ -73,6 +73,12 @@ COLLECTED_TAGS = frozenset(
 
 _REF_VRS = frozenset((b"UN", b"OB", b"OW", b"OD", b"OF", b"OL", b"OV"))
 _SPECIAL_TAGS = frozenset((PIXEL_DATA, ENCAPSULATED_DOCUMENT, TRAILING_PADDING))
+_NONE: frozenset[int] = frozenset()
+_TOP_ATTENTION = COLLECTED_TAGS | _SPECIAL_TAGS
+_PLAIN_VRS = VALID_VRS - _REF_VRS - {b"SQ", b"UN"}
+"""VRs of values the walk skips unread unless their tag or group asks for a look."""
+_VR_LONG = {vr: vr in LONG_LENGTH_VRS for vr in VALID_VRS}
+"""Explicit VR header shape: True 4-byte length (PS3.5 7.1.2), False 2-byte; absent: invalid VR."""
 
 
 class _Walker:
@@ -89,6 +95,7 @@ class _Walker:
         self.u32 = struct.Struct("<I" if little else ">I")
         self.buf: bytes | None = src.data if isinstance(src, MemorySource) else None
         self.fast_header = struct.Struct("<HH2sH" if little else ">HH2sH").unpack_from
+        self.item_header = struct.Struct("<HHI" if little else ">HHI").unpack_from
 
     # -- helpers -------------------------------------------------------------------------------
     def _problem(self, code: str, message: str, offset: int | None, **details: object) -> None:
@@ -125,7 +132,7 @@ class _Walker:
                           "levels (nesting bomb)", pos, limit="max_depth")
             raise Stop
         last_tag = -1
-        last_value = (0, 0)
+        last_vpos = last_length = 0
         group_end: tuple[int, int, int] | None = None  # (group, declared end, offset of length)
         # Hot loop: locals and inlined header parsing (the walk is most of a scan's cost).
         buf = self.buf
@@ -139,7 +146,12 @@ class _Walker:
         max_value_length = limits.max_value_length
         fast = self.fast_header if (buf is not None and explicit) else None
         mem: bytes = buf if buf is not None else b""
+        collected = COLLECTED_TAGS if top else _NONE
+        attention = _TOP_ATTENTION if top else _SPECIAL_TAGS
+        values = st.values
+        little = self.little
         buf_len = len(mem)
+        vr_long = _VR_LONG.get
         while pos < end:
             if end - pos < 8:
                 if top:
@@ -149,12 +161,16 @@ class _Walker:
             if fast is not None:
                 # Explicit VR in memory: group, element, VR and short length in one unpack.
                 group, elem, vr, length = fast(mem, pos)
-                tag = (group << 16) | elem
-                if group != 0xFFFE:
-                    if vr in LONG_LENGTH_VRS:
+                if group == 0xFFFE:
+                    vr = b""
+                    length = u32_unpack(mem, pos + 4)[0]
+                    vpos = pos + 8
+                else:
+                    long_length = vr_long(vr)
+                    if long_length:
                         length = u32_unpack(mem, pos + 8)[0] if pos + 12 <= buf_len else -1
                         vpos = pos + 12
-                    elif vr in VALID_VRS:
+                    elif long_length is not None:
                         vpos = pos + 8
                     else:
                         if top:
@@ -162,34 +178,29 @@ class _Walker:
                         self._problem("invalid-vr", "element with an invalid value representation "
                                       "inside a sequence item", pos)
                         raise Stop
-                else:
-                    vr = b""
-                    length = u32_unpack(mem, pos + 4)[0]
-                    vpos = pos + 8
+                tag = (group << 16) | elem
             else:
                 raw = buf[pos : pos + 12] if buf is not None else read_at(pos, 12)
                 group, elem = hdr_unpack(raw, 0)
                 tag = (group << 16) | elem
-            if fast is not None:
-                pass
-            elif group == 0xFFFE or not explicit:
-                vr = b"" if group == 0xFFFE else implicit_vr(tag)
-                length = u32_unpack(raw, 4)[0]
-                vpos = pos + 8
-            else:
-                vr = raw[4:6]
-                if vr not in VALID_VRS:
-                    if top:
-                        return pos
-                    self._problem("invalid-vr", "element with an invalid value representation "
-                                  "inside a sequence item", pos)
-                    raise Stop
-                if vr in LONG_LENGTH_VRS:
-                    length = u32_unpack(raw, 8)[0] if len(raw) >= 12 else -1
-                    vpos = pos + 12
-                else:
-                    length = u16_unpack(raw, 6)[0]
+                if group == 0xFFFE or not explicit:
+                    vr = b"" if group == 0xFFFE else implicit_vr(tag)
+                    length = u32_unpack(raw, 4)[0]
                     vpos = pos + 8
+                else:
+                    vr = raw[4:6]
+                    if vr not in VALID_VRS:
+                        if top:
+                            return pos
+                        self._problem("invalid-vr", "element with an invalid value representation "
+                                      "inside a sequence item", pos)
+                        raise Stop
+                    if vr in LONG_LENGTH_VRS:
+                        length = u32_unpack(raw, 8)[0] if len(raw) >= 12 else -1
+                        vpos = pos + 12
+                    else:
+                        length = u16_unpack(raw, 6)[0]
+                        vpos = pos + 8
             if group == 0xFFFE:
                 if tag == ITEM_DELIM:
                     if undefined:
@@ -204,18 +215,20 @@ class _Walker:
             if tag <= last_tag:
                 if top and group < 0x0008 and last_tag >> 16 >= 0x0008:
                     return pos  # something that looks like a new data set: trailing data
-                self._disorder(tag, last_tag, last_value, vpos, length, pos)
+                self._disorder(tag, last_tag, (last_vpos, last_length), vpos, length, pos)
             if group == 0x0002 and not top:
                 self._problem("malformed", "File Meta Information element inside a data set", pos)
-            st.elements += 1
-            if st.elements > max_elements or st.elements & 0x3FF == 0:
+            count = st.elements + 1
+            st.elements = count
+            if count > max_elements or not count & 0x3FF:
                 self._tick_slow(pos)
             if group_end is not None and group != group_end[0]:
                 self._check_group(group_end, pos)
                 group_end = None
             if tag > last_tag:
                 last_tag = tag
-            last_value = (vpos, length)
+            last_vpos = vpos
+            last_length = length
             if length == UNDEFINED:
                 pos = self._undefined(tag, vr, vpos, end, depth, pos)
                 continue
@@ -231,9 +244,19 @@ class _Walker:
                 self._problem("limit-exceeded", f"value of {length} bytes exceeds the value length "
                               "limit", pos, limit="max_value_length")
                 raise Stop
-            if vr == b"SQ" or (vr == b"UN" and not explicit and length and self._looks_like_item(vpos)):
+            if vr in _PLAIN_VRS and not group & 1 and tag not in attention:
+                pass  # most elements: a value nobody needs, skipped unread
+            elif vr == b"SQ" or (vr == b"UN" and not explicit and length
+                                 and self._looks_like_item(vpos)):
                 self._items(vpos, vpos + length, depth + 1, undefined=False)
-            elif group & 1 or vr in _REF_VRS or tag in _SPECIAL_TAGS or (top and tag in COLLECTED_TAGS):
+            elif tag in collected and vr not in _REF_VRS:
+                # A top-level identity/geometry value (most of the values a walk reads): decode it
+                # here; nothing else is done with it (see _value, which handles the rest).
+                if length <= MAX_COLLECTED_VALUE:
+                    raw = mem[vpos : vpos + length] if buf is not None else read_at(vpos, length)
+                    values[tag] = (raw.decode("latin-1").rstrip("\x00 ").strip() if vr in TEXT_VRS
+                                   else decode_value(vr, raw, little))
+            elif group & 1 or vr in _REF_VRS or tag in _SPECIAL_TAGS or tag in collected:
                 self._value(tag, vr, vpos, length, depth, top)
             if elem == 0 and top and vr == b"UL" and length == 4 and group != 0x0002:
                 declared = u32_unpack(read_at(vpos, 4), 0)[0]
@@ -315,15 +338,20 @@ class _Walker:
             self._problem("limit-exceeded", f"sequences nested deeper than {st.limits.max_depth} "
                           "levels (nesting bomb)", pos, limit="max_depth")
             raise Stop
+        item_header = self.item_header
+        buf = self.buf
+        size = self.src.size
         while pos < end:
-            raw = self.src.read_at(pos, 8)
-            if len(raw) < 8:
+            if pos + 8 > size:
                 self._problem("truncated", "sequence cut short by the end of the file", pos)
                 raise Stop
-            group, elem = self.hdr.unpack_from(raw, 0)
-            length = self.u32.unpack_from(raw, 4)[0]
+            group, elem, length = item_header(buf if buf is not None else self.src.read_at(pos, 8),
+                                              pos if buf is not None else 0)
             tag = (group << 16) | elem
-            self._tick(pos)
+            count = st.elements + 1
+            st.elements = count
+            if count > st.limits.max_elements or not count & 0x3FF:
+                self._tick_slow(pos)
             if tag == SEQ_DELIM:
                 if not undefined:
                     self._problem("malformed", "sequence delimiter in a defined-length sequence", pos)
@@ -357,14 +385,16 @@ class _Walker:
         fragments = 0
         total = 0
         first_head = b""
+        item_header = self.item_header
+        buf = self.buf
+        size = self.src.size
         while True:
-            raw = self.src.read_at(pos, 8)
-            if len(raw) < 8:
+            if pos + 8 > size:
                 self._problem("truncated", "encapsulated pixel data has no sequence delimiter", pos)
                 self.st.pixel = PixelInfo(start, None, fragments, total, first_head)
                 raise Stop
-            group, elem = self.hdr.unpack_from(raw, 0)
-            length = self.u32.unpack_from(raw, 4)[0]
+            group, elem, length = item_header(buf if buf is not None else self.src.read_at(pos, 8),
+                                              pos if buf is not None else 0)
             tag = (group << 16) | elem
             self._tick(pos)
             if tag == SEQ_DELIM:
