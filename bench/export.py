@@ -150,7 +150,7 @@ def main() -> int:
         (f"openssl cms -encrypt, {settings.worker_count} processes at a time", t_ossl2),
     ]
     lines = [
-        "# Export benchmark (issue 5)",
+        f"## Run of {time.strftime('%Y-%m-%d %H:%M')} (bench/export.py --repeat {args.repeat})",
         "",
         f"Corpus: {len(files)} files, {mb:.1f} MB (pydicom + pydicom-data replicated with new UIDs, "
         f"seed {info.seed}). Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -180,8 +180,12 @@ def main() -> int:
               + "; ".join(f"{k} {v}" for k, v in loads.items()) + "."]
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.record:
-        (Path(__file__).parent / "results" / "export.md").write_text(text)
+    if args.record:  # newest run on top, earlier runs and notes kept below
+        path = Path(__file__).parent / "results" / "export.md"
+        title = "# Export benchmark (issue 5)\n"
+        old = path.read_text() if path.exists() else title
+        rest = old[len(title):].lstrip("\n") if old.startswith(title) else old
+        path.write_text(title + "\n" + text + "\n" + rest)
     return 0
 
 
