@@ -12,7 +12,7 @@ run ("peer CPU"). It does not require the same timeout, so two comparisons are p
 1. primary: each tool at its documented defaults. nmap ``-Pn -n -sT -p PORTS --script
    +dicom-ping`` (``+`` forces the script on ports nmap does not know as DICOM; NSE sockets wait
    30 s); ``radguard assess @targets --only dicom.fingerprint`` (answer timeout 30 s, connect 5 s,
-   32 devices at a time, ``compact`` fingerprint);
+   128 devices at a time, ``compact`` fingerprint);
 2. secondary: the same with an equal explicit wait of ``--timeout`` seconds: nmap
    ``--script-timeout T`` (the whole script), RadGuard ``--timeout T``.
 
@@ -144,6 +144,10 @@ def main() -> int:
         PEER_PIDS.extend(p.pid for p in procs)
         for p in pyn + scp + silent:
             wait(p)
+        time.sleep(1.0)
+        idle0 = peer_cpu()
+        time.sleep(3.0)
+        idle_rate = (peer_cpu() - idle0) / 3.0
         targets = work / "targets.txt"
         targets.write_text("".join(f"127.0.0.1:{p}\n" for p in ports))
         home = work / "home"
@@ -210,7 +214,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     print(f"endpoints: {len(ports)} ({N_PYNETDICOM} pynetdicom in {N_PROCS} processes, "
           f"{N_STORESCP} storescp, {n_silent} silent, {N_REFUSING} refusing); "
-          f"{os.cpu_count()} CPUs; peer CPU = CPU time of the peer processes during the run")
+          f"{os.cpu_count()} CPUs; peer CPU = CPU time of the peer processes during the run "
+          f"(idle, they spend {idle_rate:.3f} CPU s per s)")
     print(f"{'run':62} {'wall s':>7} {'cpu s':>6} {'peer s':>6}  result  [load avg 1/5/15]")
     for label, wall, cpu, pcpu, result, la in rows:
         print(f"{label:62} {wall:7.2f} {cpu:6.2f} {pcpu:6.2f}  {result}  [{la}]")

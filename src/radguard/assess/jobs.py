@@ -25,7 +25,7 @@ from radguard.assess.checks import Check
 from radguard.assess.politeness import Politeness
 from radguard.assess.probe import ProbeOptions
 from radguard.assess.report import AssessReport, Changes, NodeResult
-from radguard.assess.runner import ProgressFn, run_assessment
+from radguard.assess.runner import DEFAULT_WORKERS, ProgressFn, run_assessment
 from radguard.assess.targets import Target
 from radguard.audit import AuditEmitter, builders
 from radguard.audit.message import Outcome
@@ -143,7 +143,7 @@ def record(store: Store, report: AssessReport, settings: Settings) -> tuple[Asse
 
 
 def run_job(settings: Settings, targets: list[Target], checks: list[type[Check]],
-            options: ProbeOptions, policy: Politeness, *, workers: int = 32,
+            options: ProbeOptions, policy: Politeness, *, workers: int = DEFAULT_WORKERS,
             progress: ProgressFn | None = None, keep: bool = True) -> AssessReport:
     """Audit, assess, record (``keep``) and audit the end; returns the report with changes.
 

@@ -26,9 +26,15 @@ from radguard.assess.tables import versions
 from radguard.assess.targets import Target
 from radguard.findings import Finding
 
-__all__ = ["ProgressFn", "dry_run", "quiet_logger", "run_assessment"]
+__all__ = ["DEFAULT_WORKERS", "ProgressFn", "dry_run", "quiet_logger", "run_assessment"]
 
 ProgressFn = Callable[[int, int, str], None]
+
+DEFAULT_WORKERS = 128
+"""Devices worked on at once. The work is waiting on the network, not CPU, and each device still
+gets one connection at a time (:mod:`~radguard.assess.politeness`), so this bounds only
+RadGuard's own threads and sockets (well under the usual 1024 open files). With fewer workers
+than devices, a silent device starts only when a worker frees up, and its wait adds to the run."""
 Probe = NodeProbe | WebProbe
 
 
@@ -120,7 +126,8 @@ def _result(work: _Work, full_fp: bool) -> NodeResult:
 
 
 def run_assessment(targets: Sequence[Target], checks: Sequence[type[Check]],
-                   options: ProbeOptions, policy: Politeness, *, workers: int = 32,
+                   options: ProbeOptions, policy: Politeness, *,
+                   workers: int = DEFAULT_WORKERS,
                    progress: ProgressFn | None = None) -> AssessReport:
     """Assess ``targets`` with ``checks``; never raises for a node's behaviour.
 
