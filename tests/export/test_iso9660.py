@@ -240,3 +240,17 @@ def test_a_dropped_duplicate_leaves_no_bytes_on_the_disc(tmp_path: Path, sources
     stray = [s for s in range(HEAD_SECTORS, tables) if s not in covered
              and data[s * SECTOR:(s + 1) * SECTOR].strip(b"\x00")]
     assert stray == []
+
+
+def test_a_file_over_4_gib_is_refused_before_any_work(tmp_path: Path, settings: Settings) -> None:
+    from radguard.export import ExportError
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with open(folder / "huge.dcm", "wb") as fh:  # sparse: takes no disk space
+        fh.truncate((1 << 32) + 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ExportError, match="4 GiB"):
+        export(Sources(folder, (), ()), out / "e.iso", settings, iso=True, media="usb")
+    assert list(out.iterdir()) == []

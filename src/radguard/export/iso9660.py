@@ -39,12 +39,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 
-__all__ = ["HEAD_SECTORS", "SECTOR", "ExtentWriter", "IsoFile", "create_image", "finish_image",
+__all__ = ["HEAD_SECTORS", "MAX_FILE", "SECTOR", "ExtentWriter", "IsoFile", "create_image", "finish_image",
            "reserve", "sectors", "start_writeback", "volume_label"]
 
 SECTOR = 2048
 HEAD_SECTORS = 19  # system area 0-15, PVD 16, Joliet SVD 17, terminator 18
 MAX_LEVELS = 8  # ECMA-119 6.8.2.1: root is level 1
+MAX_FILE = 1 << 32  # 9.1.4: a 32-bit data length (level 1 has one extent per file)
 _NAME = re.compile(r"[A-Z0-9_]{1,8}")
 _FILE = re.compile(r"[A-Z0-9_]{1,8}(\.[A-Z0-9_]{1,3})?")
 _D_LABEL = re.compile(r"[^A-Z0-9_]")
@@ -326,6 +327,8 @@ def finish_image(fd: int, files: Sequence[IsoFile], label: str,
     t = (when or datetime.now(UTC)).astimezone(UTC)
     end = os.fstat(fd).st_size
     for f in files:
+        if f.size >= MAX_FILE:
+            raise ValueError(f"{f.rel!r} is larger than one ISO 9660 extent (4 GiB)")
         if f.extent < HEAD_SECTORS or (f.extent + sectors(f.size)) * SECTOR > end:
             raise ValueError(f"extent of {f.rel!r} is outside the image's data area")
     dirs = _tree(files)

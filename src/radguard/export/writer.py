@@ -54,7 +54,7 @@ from radguard.export.dicomdir import (
 from radguard.export.errors import ExportError, NothingToExport, TargetExists
 from radguard.export.image import add_bytes, add_envelope, blank, copy_extent, publish
 from radguard.export.interface import ExportOptions, ExportResult, MediumResult
-from radguard.export.iso9660 import SECTOR, IsoFile, create_image, finish_image
+from radguard.export.iso9660 import MAX_FILE, SECTOR, IsoFile, create_image, finish_image
 from radguard.export.layout import FIXED, MediumPlan, estimate_size, plan_media
 from radguard.export.manifest import MANIFEST, SIGNATURE, Entry, Manifest
 from radguard.export.passwords import check_password
@@ -403,6 +403,12 @@ def export_media(inputs: Sequence[Path], out: Path, options: ExportOptions, sett
     _refuse_existing([out])
     skipped: list[Skipped] = []
     inputs_found = [(str(p), p.stat().st_size) for p in candidates(inputs, skipped)]
+    if options.iso:
+        for name, size in inputs_found:
+            if estimate_size(size) >= MAX_FILE:
+                raise ExportError(f"a file of {size} bytes is larger than one ISO 9660 file may "
+                                  "be (4 GiB, ECMA-119 9.1.4)", subject=name,
+                                  remedy="export to a folder (a USB stick) instead of --iso")
     out.parent.mkdir(parents=True, exist_ok=True)
     if capacity(options.media).bytes is None:
         need = sum(estimate_size(size) for _p, size in inputs_found) + FIXED
