@@ -67,6 +67,7 @@ class FolderMedium:
 
     def __init__(self, path: Path, *, single: bool = False):
         self.root = path
+        self._root_text = str(path)
         self.single = single
         self.spec = MediumSpec("file" if single else "folder", str(path))
 
@@ -116,8 +117,9 @@ class FolderMedium:
                     yield Entry(rel, "special", note=_special_kind(st.st_mode))
 
     def open(self, rel: str) -> ByteSource:
-        path = self.root if self.single else self.root.joinpath(*rel.split("/"))
-        return open_path(path)
+        # ``rel`` comes from entries(): names joined by "/", never "" or ".." (os.path.join is
+        # the same join as Path.joinpath here, without building a Path per file)
+        return open_path(self.root if self.single else os.path.join(self._root_text, rel))
 
     def local_path(self, rel: str) -> str | None:
         return str(self.root if self.single else self.root.joinpath(*rel.split("/")))

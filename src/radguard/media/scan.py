@@ -48,9 +48,12 @@ class _WorkerState:
     table: SignatureTable
 
 
-def _init_worker(spec: MediumSpec, options: InspectOptions, engine_config: EngineConfig
+def _init_worker(spec: MediumSpec, options: InspectOptions, engines: Engines | EngineConfig
                  ) -> _WorkerState:
-    return _WorkerState(reopen(spec), options, Engines.load(engine_config), load_table())
+    """A worker's state: the medium reopened, and the engines (loaded here from a config, or
+    already loaded by the parent before it forked: compiled YARA rules are then shared)."""
+    loaded = engines if isinstance(engines, Engines) else Engines.load(engines)
+    return _WorkerState(reopen(spec), options, loaded, load_table())
 
 
 def _inspect(state: _WorkerState, entry: Entry) -> FileReport:
@@ -207,16 +210,17 @@ def scan_medium(path: str | os.PathLike[str], options: ScanOptions | None = None
         medium.close()
     regular = [e for e in entries if e.kind == "file"]
     inspect_opts = InspectOptions(options.limits, options.salt)
+    engines = Engines.load(options.engines)  # once, before the workers fork (they share it)
     reports: list[FileReport] = []
     total = len(regular)
-    for report in _run(medium.spec, regular, inspect_opts, options):
+    for report in _run(medium.spec, regular, inspect_opts, engines, options.workers):
         reports.append(report)
         if progress is not None:
             progress(len(reports), total, report.path)
     reports.sort(key=lambda r: r.path)
     medium_findings = [*_entry_findings(entries), *_dicomdir_findings(reports),
                        *_identity_findings(reports)]
-    engines_status = Engines.load(options.engines).status
+    engines_status = engines.status
     verdict = worst([*(r.verdict for r in reports),
                      *(checks.check(f.check_id).verdict for f in medium_findings)])
     return MediumReport(
@@ -234,19 +238,19 @@ def scan_medium(path: str | os.PathLike[str], options: ScanOptions | None = None
     )
 
 
-def _run(spec: MediumSpec, entries: list[Entry], inspect_opts: InspectOptions,
-         options: ScanOptions) -> Iterator[FileReport]:
+def _run(spec: MediumSpec, entries: list[Entry], inspect_opts: InspectOptions, engines: Engines,
+         workers: int) -> Iterator[FileReport]:
     """Inspect ``entries`` on ``options.workers`` forked processes that share the entry list
     (:func:`radguard.engine.run_shared`); one worker, or a handful of files, run inline."""
     from radguard.engine import run_shared
 
-    workers = min(options.workers, max(1, len(entries) // 8)) if entries else 1
+    workers = min(workers, max(1, len(entries) // 8)) if entries else 1
     if workers <= 1:
-        state = _init_worker(spec, inspect_opts, options.engines)
+        state = _init_worker(spec, inspect_opts, engines)
         for entry in entries:
             yield _inspect(state, entry)
         return
     for packed in run_shared(_inspect_packed, entries, initializer=_init_worker,
-                             initargs=(spec, inspect_opts, options.engines), workers=workers,
+                             initargs=(spec, inspect_opts, engines), workers=workers,
                              batch_size=16):
         yield _unpack(packed)
