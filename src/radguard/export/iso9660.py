@@ -130,7 +130,7 @@ class ExtentWriter:
     def __init__(self, fd: int, pos: int):
         self.fd, self.pos = fd, pos
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         while view:
             n = os.pwrite(self.fd, view, self.pos)

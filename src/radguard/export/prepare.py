@@ -84,13 +84,16 @@ class Prepared:
 
 
 class _SourceReader:
-    """``read(n)`` over a :class:`ByteSource`, so the walked bytes are the bytes enveloped."""
+    """``read(n)`` over a :class:`ByteSource`, so the walked bytes are the bytes enveloped; views
+    into an in-memory source rather than copies of it."""
 
     def __init__(self, src: ByteSource):
         self.src, self.pos = src, 0
+        self.view = memoryview(src.data) if isinstance(src, MemorySource) else None
 
-    def read(self, n: int = CHUNK) -> bytes:
-        data = self.src.read_at(self.pos, n)
+    def read(self, n: int = CHUNK) -> bytes | memoryview:
+        data = (self.view[self.pos:self.pos + n] if self.view is not None
+                else self.src.read_at(self.pos, n))
         self.pos += len(data)
         return data
 
