@@ -66,9 +66,14 @@ def _prompt_new_password() -> str:
 
 def export(
     ctx: typer.Context,
-    inputs: Annotated[list[Path], typer.Argument(help="DICOM files or folders.")],
     out: Annotated[Path, typer.Option("--out", help="New folder, or ISO image with --iso "
                                       "(split media get -1ofN suffixes).")],
+    inputs: Annotated[list[Path] | None, typer.Argument(help="DICOM files or folders.")] = None,
+    study: Annotated[list[str] | None, typer.Option(
+        "--study", help="Study Instance UID to fetch from --from (WADO-RS or C-GET); "
+        "repeatable.")] = None,
+    source: Annotated[str | None, typer.Option(
+        "--from", help="Destination profile (or URL) to fetch the --study UIDs from.")] = None,
     recipient: Annotated[list[Path] | None, typer.Option(
         "--recipient", help="Recipient X.509 certificate (PEM, RSA); repeatable.")] = None,
     password_file: Annotated[Path | None, typer.Option(
@@ -109,6 +114,10 @@ def export(
     settings = get_settings(ctx)
     if fmt not in ("text", "json"):
         fail(f"unknown format {fmt!r}: use text or json")
+    if bool(study) != bool(source):
+        fail("--study and --from go together: --study UID --from PROFILE")
+    if not study and not inputs:
+        fail("nothing to export: give DICOM files or folders, or --study UID --from PROFILE")
     if transport not in ("rsa-oaep", "rsa-pkcs1v15"):
         fail(f"unknown key transport {transport!r}: use rsa-oaep or rsa-pkcs1v15")
     try:
@@ -137,8 +146,16 @@ def export(
         limits=ReadLimits.from_settings(settings))
     try:
         with progress_bar("exporting") as update:
-            result = export_media(inputs, out, options, settings,
-                                  emitter=AuditEmitter.from_settings(settings), progress=update)
+            if study and source:  # fetched from PACS into private staging (export/fetch.py)
+                from radguard.export.fetch import export_fetched
+
+                result = export_fetched(study, source, inputs or [], out, options, settings,
+                                        emitter=AuditEmitter.from_settings(settings),
+                                        progress=update)
+            else:
+                result = export_media(inputs or [], out, options, settings,
+                                      emitter=AuditEmitter.from_settings(settings),
+                                      progress=update)
     except RadGuardError as exc:
         fail(exc)
     if fmt == "json":
