@@ -59,8 +59,9 @@ from radguard.importer.destination import WebDestination, parse_destination
 
 if TYPE_CHECKING:
     from radguard.audit import AuditEmitter
+    from radguard.export.interface import ExportOptions, ExportResult
 
-__all__ = ["FetchResult", "FetchedStudy", "fetch_studies", "staging"]
+__all__ = ["FetchResult", "FetchedStudy", "export_fetched", "fetch_studies", "staging"]
 
 STAGING = "fetch-staging"
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -132,23 +133,26 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def staging(settings: Settings) -> Iterator[Path]:
-    """A private, locked staging folder under the RadGuard home, removed on exit whatever
-    happens (SIGTERM is turned into ``KeyboardInterrupt`` meanwhile, in the main thread)."""
+    """A private staging folder ``HOME/fetch-staging/run-XXXX/files`` (its run folder locked),
+    removed on exit whatever happens (SIGTERM is turned into ``KeyboardInterrupt`` meanwhile, in
+    the main thread)."""
     root = settings.home_path / STAGING
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(root, 0o700)
     _sweep(root)
-    folder = Path(tempfile.mkdtemp(prefix="run-", dir=root))  # 0700
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    run = Path(tempfile.mkdtemp(prefix="run-", dir=root))  # 0700
+    fd = os.open(run / ".lock", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        folder = run / "files"
+        folder.mkdir(mode=0o700)
         yield folder
     finally:
         try:
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(run, ignore_errors=True)
         finally:
             os.close(fd)
             if previous is not None:
@@ -291,3 +295,34 @@ def fetch_studies(study_uids: Sequence[str], source: str, folder: Path, settings
     finally:
         _audit(emitter, settings, dest, studies, tally, error)
     return FetchResult(label, folder, tuple(done))
+
+
+def export_fetched(study_uids: Sequence[str], source: str, inputs: Sequence[Path], out: Path,
+                   options: ExportOptions, settings: Settings, *,
+                   emitter: AuditEmitter | None = None,
+                   progress: Progress | None = None) -> ExportResult:
+    """``media export --study UID... --from SOURCE [INPUT...]``: fetch into :func:`staging`, export
+    the fetched files together with ``inputs`` (:func:`radguard.export.export_media`), and remove
+    the plaintext staging folder whatever happens. Skipped fetched files are named by the source.
+
+    Raises
+    ------
+    TargetExists
+        ``out`` exists (checked before anything is fetched).
+    FetchFailed, ExportError, DestinationInvalid
+        As :func:`fetch_studies` and :func:`radguard.export.export_media`.
+    """
+    from dataclasses import replace
+
+    from radguard.export.errors import TargetExists
+    from radguard.export.writer import export_media
+
+    if os.path.lexists(out):
+        raise TargetExists("the output already exists", subject=str(out),
+                           remedy="choose a new name; an export never overwrites")
+    with staging(settings) as folder:
+        fetched = fetch_studies(study_uids, source, folder, settings, emitter=emitter,
+                                read_limits=options.limits, progress=progress)
+        result = export_media([*inputs, folder], out, options, settings, emitter=emitter,
+                              progress=progress)
+    return replace(result, skipped=tuple(fetched.describe(s) for s in result.skipped))

@@ -31,7 +31,9 @@ The PACS must let RadGuard's calling AE title retrieve (Orthanc: ``DicomModaliti
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from functools import cache
@@ -79,7 +81,7 @@ def _uid(value: Any) -> str:
 
 def _open(peer: Peer, limits: FetchLimits, contexts: list[Any], roles: list[Any],
           handlers: list[Any], study: str) -> Any:
-    from pynetdicom import AE
+    from pynetdicom import AE, evt
 
     ae = AE(ae_title=peer.calling_aet)
     ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
@@ -89,10 +91,20 @@ def _open(peer: Peer, limits: FetchLimits, contexts: list[Any], roles: list[Any]
     ae.network_timeout = max(peer.timeouts["network"], limits.connect_timeout)
     ae.requested_contexts = contexts
     label = f"PACS {peer.label}"
+    connected = threading.Event()
+
+    def opened(event: Any) -> None:
+        connected.set()
+        set_nodelay(event)
+
+    quiet = logging.getLogger("pynetdicom")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its connection errors are ours to report, once, clearly
     try:
         tls_args = (client_context(peer.tls), peer.host) if peer.tls is not None else None
         assoc = ae.associate(peer.host, peer.port, ae_title=peer.called_aet, tls_args=tls_args,
-                             ext_neg=roles or None, evt_handlers=handlers)
+                             ext_neg=roles or None,
+                             evt_handlers=[(evt.EVT_CONN_OPEN, opened), *handlers])
     except TlsConfigError as exc:
         raise SourceUnavailable(f"{label}: {exc.message}", subject=f"study {study}",
                                 remedy=exc.remedy) from exc
@@ -100,7 +112,14 @@ def _open(peer: Peer, limits: FetchLimits, contexts: list[Any], roles: list[Any]
         raise SourceUnavailable(f"cannot connect to {label}: {exc}", subject=f"study {study}",
                                 remedy="check host, port and TLS settings of the profile and "
                                 "that the PACS is up") from exc
+    finally:
+        quiet.setLevel(level)
     if not assoc.is_established:
+        if not connected.is_set():
+            raise SourceUnavailable(f"cannot connect to {label} (refused, unreachable or no "
+                                    f"answer within {limits.connect_timeout:g} s)",
+                                    subject=f"study {study}", remedy="check host and port of "
+                                    "the profile and that the PACS is up")
         if assoc.is_rejected:
             why = "rejected the association"
             remedy = (f"register the calling AE title {peer.calling_aet!r} on the PACS and check "
@@ -143,8 +162,7 @@ def list_study(peer: Peer, study: str, limits: FetchLimits) -> dict[str, str]:
     """
     from pynetdicom.presentation import build_context
 
-    assoc = _open(peer, limits, [build_context(FIND_MODEL, UNCOMPRESSED)], [],
-                  [_nodelay_handler()], study)
+    assoc = _open(peer, limits, [build_context(FIND_MODEL, UNCOMPRESSED)], [], [], study)
     found: dict[str, str] = {}
     try:
         if not any(c.abstract_syntax == FIND_MODEL for c in assoc.accepted_contexts):
@@ -183,12 +201,6 @@ def list_study(peer: Peer, study: str, limits: FetchLimits) -> dict[str, str]:
     return found
 
 
-def _nodelay_handler() -> tuple[Any, Any]:
-    from pynetdicom import evt
-
-    return (evt.EVT_CONN_OPEN, set_nodelay)
-
-
 def plan_contexts(classes: set[str]) -> tuple[list[Any], list[Any]]:
     """Presentation contexts (GET + per class and transfer syntax) and SCP role items."""
     from pynetdicom import build_role
@@ -218,11 +230,18 @@ class _Receiver:
         self.error: FetchFailed | None = None
         self.got: dict[str, str] = {}
 
+    @staticmethod
+    def _abort(assoc: Any) -> None:
+        """Abort from another thread: an abort inside pynetdicom's handler thread would wait for
+        the DIMSE time-out. Used only when the bytes received cross the bound by 16 MiB (one
+        instance larger than the whole budget: the per-instance check never got to run)."""
+        threading.Thread(target=assoc.abort, daemon=True).start()
+
     def on_data(self, event: Any) -> None:
         self.received += len(event.data)
-        if self.received > self.limits.max_bytes + 1024**2 and self.error is None:
+        if self.received > self.limits.max_bytes + 16 * 1024**2 and self.error is None:
             self.error = self.sink.too_large(f"max_bytes = {self.limits.max_bytes:,}")
-            event.assoc.abort()
+            self._abort(event.assoc)
 
     def on_store(self, event: Any) -> int:
         if self.error is not None:
@@ -245,9 +264,8 @@ class _Receiver:
             path = self.sink.put(head.getvalue() + event.encoded_dataset(include_meta=False))
             self.got[sop] = path.name
             return 0x0000
-        except FetchFailed as exc:
+        except FetchFailed as exc:  # refused here; the C-GET loop aborts at the next response
             self.error = exc
-            event.assoc.abort()
             return 0xA700
         except Exception:  # a handler error must never pass as success
             return 0xC211
@@ -265,7 +283,7 @@ def fetch_study_dimse(peer: Peer, study: str, sink: Sink, limits: FetchLimits,
     listed = list_study(peer, study, limits)
     contexts, roles = plan_contexts(set(listed.values()))
     receiver = _Receiver(sink, limits, peer.calling_aet)
-    handlers = [_nodelay_handler(), (evt.EVT_C_STORE, receiver.on_store),
+    handlers = [(evt.EVT_C_STORE, receiver.on_store),
                 (evt.EVT_DATA_RECV, receiver.on_data)]
     assoc = _open(peer, limits, contexts, roles, handlers, study)
     timed_out = threading.Event()
@@ -289,13 +307,15 @@ def fetch_study_dimse(peer: Peer, study: str, sink: Sink, limits: FetchLimits,
         for status, _ in assoc.send_c_get(q, GET_MODEL):
             if status and "Status" in status:
                 final = status
-    except BaseException:
-        assoc.abort()
-        raise
+            if receiver.error is not None:
+                break
     finally:
         timer.cancel()
         if assoc.is_established:
-            assoc.release()
+            if receiver.error is None and sys.exc_info()[0] is None:
+                assoc.release()
+            else:  # stop the transfer now (bound crossed, Ctrl-C, error)
+                assoc.abort()
     _judge(peer, study, listed, receiver, final, timed_out.is_set())
     return listed
 
