@@ -20,8 +20,8 @@ from pydicom.uid import generate_uid
 
 from radguard.config import load_settings
 from radguard.dicomio.uids import IMPLEMENTATION_CLASS_UID
-from radguard.export.fetch import STAGING, staging
-from radguard.export.fetch_base import FetchIncomplete, FetchLimits, Sink
+from radguard.export.fetch import STAGING, fetch_studies, staging
+from radguard.export.fetch_base import FetchFailed, FetchIncomplete, FetchLimits, Sink
 from radguard.export.fetch_web import MultipartSplitter
 from tests.export.conftest import PASSWORD
 from tests.support.peers import OrthancPeer, free_port, start_orthanc
@@ -204,6 +204,56 @@ def test_options_need_each_other(tmp_path: Path, pacs: Pacs) -> None:
     r = _run(home, "media", "export", "--out", str(tmp_path / "m"),
              "--password-file", str(tmp_path / "pw.txt"))
     assert r.returncode == 2 and "--study" in r.stderr
+
+
+def test_profile_tls_client_certificate_and_basic_auth(tmp_path: Path) -> None:
+    """DIMSE over TLS (PS3.15 B.12) with a client certificate the PACS requires, and DICOMweb with
+    basic authentication: each as the profile says; a wrong password or a missing client
+    certificate fails with the PACS and study named, and leaves the staging folder empty."""
+    import httpx
+
+    from tests.custody.pki import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    orthanc = start_orthanc(tmp_path / "peer", overrides={
+        "AuthenticationEnabled": True, "RegisteredUsers": {"alice": "S3cret-fetch-7"},
+        "DicomTlsEnabled": True, "DicomTlsCertificate": str(pki["server_cert"]),
+        "DicomTlsPrivateKey": str(pki["server_key"]),
+        "DicomTlsTrustedCertificates": str(pki["ca"]),
+        "DicomTlsRemoteCertificateRequired": True,
+        "DicomModalities": {"radguard": {"AET": "RADGUARD", "Host": "127.0.0.1",
+                                         "Port": free_port(), "AllowGet": True}}})
+    try:
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        ds.StudyInstanceUID = study = generate_uid()
+        ds.save_as(tmp_path / "ct.dcm", enforce_file_format=True)
+        httpx.post(f"{orthanc.url}/instances", content=(tmp_path / "ct.dcm").read_bytes(),
+                   auth=("alice", "S3cret-fetch-7"), timeout=30).raise_for_status()
+        dimse = (f"url = \"dimse://{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}\"\ntls = 1\n"
+                 f"ca = \"{pki['ca']}\"\n")
+        client = f"cert = \"{pki['client_cert']}\"\nkey = \"{pki['client_key']}\"\n"
+        (tmp_path / "radguard.toml").write_text(
+            f"[destinations.web]\nurl = \"{orthanc.dicomweb}\"\nusername = \"alice\"\n"
+            "password = \"S3cret-fetch-7\"\n\n"
+            f"[destinations.badpw]\nurl = \"{orthanc.dicomweb}\"\nusername = \"alice\"\n"
+            "password = \"wrong-password\"\n\n"
+            f"[destinations.tls]\n{dimse}{client}\n[destinations.nocert]\n{dimse}")
+        settings = load_settings(tmp_path / "radguard.toml", home=str(tmp_path / "home"))
+        for source in ("web", "tls"):
+            with staging(settings) as folder:
+                fetched = fetch_studies([study], source, folder, settings)
+                assert fetched.instances == 1
+                got = next(folder.iterdir()).read_bytes()
+                assert pydicom.dcmread(pydicom.filebase.DicomBytesIO(got)).SOPInstanceUID == \
+                    ds.SOPInstanceUID
+        for source, expected in (("badpw", "refused with HTTP 401"),
+                                 ("nocert", "aborted the association")):
+            with pytest.raises(FetchFailed) as caught, staging(settings) as folder:
+                fetch_studies([study], source, folder, settings)
+            assert expected in caught.value.message and study in str(caught.value.subject)
+        assert _staging_empty(tmp_path / "home")
+    finally:
+        orthanc.stop()
 
 
 # -- staging and the multipart splitter, without a peer -----------------------------------------

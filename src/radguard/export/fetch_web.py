@@ -197,6 +197,9 @@ def fetch_study_web(client: httpx.Client, dest: WebDestination, study: str, sink
     """
     sink.study = study
     listed = listed_instances(client, dest, study)
+    if listed is not None and sink.count + len(listed) > sink.limits.max_instances:
+        raise sink.too_large(f"max_instances = {sink.limits.max_instances} (QIDO-RS lists "
+                             f"{len(listed)} instances)")
     splitter: MultipartSplitter | None = None
     try:
         with client.stream("GET", f"/studies/{study}",
