@@ -16,7 +16,10 @@ run ("peer CPU"). It does not require the same timeout, so two comparisons are p
 2. secondary: the same with an equal explicit wait of ``--timeout`` seconds: nmap
    ``--script-timeout T`` (the whole script), RadGuard ``--timeout T``.
 
-Then, for reference: RadGuard ``--fingerprint-depth`` ``minimal`` (the same probe load as nmap:
+After every run the bench waits until the peers hold no association any more (see
+:func:`settle`: nmap's connect scan leaves each pynetdicom acceptor waiting about 30 s for an
+association request), so that no run pays for the previous one. Then, for reference: RadGuard
+``--fingerprint-depth`` ``minimal`` (the same probe load as nmap:
 Verification only) and ``full`` (up to 3 associations), and the full non-intrusive assessment of
 all 200 (recorded in the store, audited). It also prints the fixed cost of one RadGuard CLI run
 (one refused port), each run's CPU and the load average (the machine is shared).
@@ -84,6 +87,30 @@ def peer_cpu() -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def peer_threads() -> int:
+    """Threads of the peer processes (a pynetdicom acceptor runs one per open association)."""
+    total = 0
+    for pid in PEER_PIDS:
+        try:
+            total += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+    return total
+
+
+def settle(baseline: int, limit: float = 45.0) -> float:
+    """Wait until the peers hold no association any more (thread count back to ``baseline``).
+
+    nmap's connect scan (-sT) opens and closes every port before its scripts run; each
+    pynetdicom acceptor then waits for an A-ASSOCIATE-RQ until its ARTIM timer expires (about
+    30 s) and tears down with a burst of CPU. Without this wait, that burst lands in whichever run
+    comes next. Returns the seconds waited."""
+    t0 = time.monotonic()
+    while peer_threads() > baseline and time.monotonic() - t0 < limit:
+        time.sleep(0.5)
+    return time.monotonic() - t0
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
     """(wall seconds, CPU seconds of the child, CPU seconds of the peers, stdout)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -145,6 +172,7 @@ def main() -> int:
         for p in pyn + scp + silent:
             wait(p)
         time.sleep(1.0)
+        baseline = peer_threads()
         idle0 = peer_cpu()
         time.sleep(3.0)
         idle_rate = (peer_cpu() - idle0) / 3.0
@@ -164,9 +192,11 @@ def main() -> int:
                         if n["fingerprint"].get("association") in ("accept", "reject"))
             conns = [n["connections"] for n in doc["nodes"]]
             quiet = sum(1 for n in doc["nodes"] if n["reason"].startswith("silent"))
+            waited = settle(baseline)
             rows.append((label, wall, cpu, pcpu,
                          f"{found} DICOM services identified, {quiet} silent; {sum(conns)} "
-                         f"connections, at most {max(conns)} per endpoint", la))
+                         f"connections, at most {max(conns)} per endpoint; peers settled in "
+                         f"{waited:.0f} s", la))
             return wall, doc
 
         def run_nmap(label: str, *extra: str) -> float:
@@ -175,7 +205,9 @@ def main() -> int:
                                           ",".join(map(str, ports)), "--script", "+dicom-ping",
                                           *extra, "-oX", "-", "127.0.0.1"])
             found = len(re.findall(r'<elem key="dicom">DICOM Service Provider discovered', out))
-            rows.append((label, wall, cpu, pcpu, f"{found} DICOM services identified", la))
+            waited = settle(baseline)
+            rows.append((label, wall, cpu, pcpu, f"{found} DICOM services identified; peers "
+                         f"settled in {waited:.0f} s", la))
             return wall
 
         # fixed cost of one CLI run (nothing to wait for: a refused port)
