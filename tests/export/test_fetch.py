@@ -43,7 +43,9 @@ def pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pacs]:
     orthanc = start_orthanc(folder / "peer", overrides={
         "DicomCheckCalledAet": True,
         "DicomModalities": {"radguard": {"AET": "RADGUARD", "Host": "127.0.0.1",
-                                         "Port": free_port(), "AllowGet": True}}})
+                                         "Port": free_port(), "AllowGet": True},
+                            "noget": {"AET": "NOGET", "Host": "127.0.0.1",
+                                      "Port": free_port(), "AllowGet": False}}})
     try:
         uploaded: dict[str, bytes] = {}
         studies = [generate_uid(), generate_uid()]
@@ -71,6 +73,8 @@ def _home(tmp_path: Path, pacs: Pacs, extra: str = "") -> Path:
         f'[destinations.web]\nurl = "{o.dicomweb}"\n\n'
         f'[destinations.pacs]\nurl = "dimse://{o.aet}@127.0.0.1:{o.dicom_port}"\n'
         'calling = "RADGUARD"\n\n'
+        f'[destinations.noget]\nurl = "dimse://{o.aet}@127.0.0.1:{o.dicom_port}"\n'
+        'calling = "NOGET"\n\n'
         f'[destinations.wrongaet]\nurl = "dimse://NOT_ORTHANC@127.0.0.1:{o.dicom_port}"\n\n'
         f'[destinations.down]\nurl = "dimse://{o.aet}@127.0.0.1:{free_port()}"\ntimeout = 5\n\n'
         + extra)
@@ -175,7 +179,9 @@ def test_unknown_study_exit_2(tmp_path: Path, pacs: Pacs, source: str) -> None:
 
 
 @pytest.mark.parametrize(("source", "expected"), [
-    ("down", "cannot connect"), ("wrongaet", "rejected the association")])
+    ("down", "cannot connect"), ("wrongaet", "rejected the association"),
+    ("noget", "after 0 of 2 instances (a PACS that does not allow C-GET for the calling AE "
+              "title 'NOGET' does this)")])
 def test_unreachable_or_refusing_pacs(tmp_path: Path, pacs: Pacs, source: str,
                                       expected: str) -> None:
     home = _home(tmp_path, pacs)

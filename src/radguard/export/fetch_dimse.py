@@ -331,8 +331,12 @@ def _judge(peer: Peer, study: str, listed: dict[str, str], receiver: _Receiver,
                                 "table of the config file, or export fewer studies at once")
     code = int(final.get("Status", 0xC000)) if final is not None else -1
     if code == -1 or code in (0xFF00, 0xFF01):
-        raise SourceUnavailable(f"{where} ended the association before the C-GET finished",
-                                subject=f"study {study}", remedy="retry; check the PACS log")
+        raise SourceUnavailable(
+            f"{where} ended the association before the C-GET finished, after "
+            f"{len(receiver.got)} of {len(listed)} instances (a PACS that does not allow C-GET "
+            f"for the calling AE title {peer.calling_aet!r} does this)", subject=f"study {study}",
+            remedy=f"allow C-GET for {peer.calling_aet!r} on the PACS (Orthanc: AllowGet in "
+            "DicomModalities), check the PACS log, or use the PACS's DICOMweb profile")
     failed = int(final.get("NumberOfFailedSuboperations", 0) or 0) if final is not None else 0
     missing = sorted(set(listed) - set(receiver.got))
     if code != 0 or failed or missing:
