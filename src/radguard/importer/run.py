@@ -133,7 +133,7 @@ def import_package(settings: Settings, package: Path, to: str, options: ImportOp
     """
     emitter = AuditEmitter.from_settings(settings)
     dest = parse_destination(to, settings)
-    recorder = JobRecorder(settings.db_url)  # opens the store while the package is verified
+    recorder = JobRecorder(settings.db_url)  # opens the store once sending starts
     try:
         return _import(settings, emitter, dest, recorder, package, options, progress)
     finally:
@@ -210,6 +210,7 @@ def _import(settings: Settings, emitter: AuditEmitter, dest: Peer | WebDestinati
         if (isinstance(sender, DimseSender) and options.confirm_while_sending and todo
                 and commit is None):
             confirmer = Confirmer(sender.side_held)
+        recorder.start()  # the store opens while the lanes send (not during verification)
         clock = time.monotonic()
         try:
             run_lanes(sender, todo, load, chunk, on_done)
