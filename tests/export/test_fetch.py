@@ -192,13 +192,18 @@ def test_unreachable_or_refusing_pacs(tmp_path: Path, pacs: Pacs, source: str,
     assert _staging_empty(home) and not (tmp_path / "m.iso").exists()
 
 
-@pytest.mark.parametrize("source", ["web", "pacs"])
-def test_limit_crossed_mid_transfer_leaves_nothing(tmp_path: Path, pacs: Pacs,
-                                                   source: str) -> None:
-    home = _home(tmp_path, pacs, "[fetch]\nmax_bytes = 20000\n")  # CT_small alone is ~39 kB
+@pytest.mark.parametrize(("source", "table", "expected"), [
+    ("web", "max_bytes = 20000", "exceeds max_bytes = 20,000"),  # CT_small alone is ~39 kB
+    ("pacs", "max_bytes = 20000", "exceeds max_bytes = 20,000"),
+    ("pacs", "max_instances = 1", "more than max_instances = 1"),
+    ("web", "timeout = 0", "did not finish within 0 s")])
+def test_limit_crossed_leaves_nothing(tmp_path: Path, pacs: Pacs, source: str, table: str,
+                                      expected: str) -> None:
+    home = _home(tmp_path, pacs, f"[fetch]\n{table}\n")
     r = _export(home, tmp_path, source, pacs.study_a)
     err = " ".join(r.stderr.split())
-    assert r.returncode == 2 and "exceeds max_bytes = 20,000" in err and "[fetch]" in err
+    assert r.returncode == 2 and expected in err and "[fetch]" in err
+    assert "pynetdicom" not in err
     assert _staging_empty(home) and not (tmp_path / "m.iso").exists()
 
 

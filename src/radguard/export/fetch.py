@@ -53,6 +53,7 @@ from radguard.export.fetch_base import (
     FetchLimits,
     FetchRefused,
     Sink,
+    SourceUnavailable,
 )
 from radguard.export.selection import Skipped, judge
 from radguard.importer.destination import WebDestination, parse_destination
@@ -268,6 +269,11 @@ def fetch_studies(study_uids: Sequence[str], source: str, folder: Path, settings
         try:
             for n, study in enumerate(studies):
                 report(n, len(studies), f"fetching study {n + 1}/{len(studies)}")
+                if time.monotonic() >= deadline:
+                    raise SourceUnavailable(f"{label}: the fetch did not finish within "
+                                            f"{limits.timeout:g} s", subject=f"study {study}",
+                                            remedy="raise timeout in the [fetch] table of the "
+                                            "config file, or export fewer studies at once")
                 start = len(sink.paths)
                 if client is not None and isinstance(dest, WebDestination):
                     listed = fetch_study_web(client, dest, study, sink, deadline)

@@ -30,6 +30,7 @@ The PACS must let RadGuard's calling AE title retrieve (Orthanc: ``DicomModaliti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -97,9 +98,6 @@ def _open(peer: Peer, limits: FetchLimits, contexts: list[Any], roles: list[Any]
         connected.set()
         set_nodelay(event)
 
-    quiet = logging.getLogger("pynetdicom")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)  # its connection errors are ours to report, once, clearly
     try:
         tls_args = (client_context(peer.tls), peer.host) if peer.tls is not None else None
         assoc = ae.associate(peer.host, peer.port, ae_title=peer.called_aet, tls_args=tls_args,
@@ -112,8 +110,6 @@ def _open(peer: Peer, limits: FetchLimits, contexts: list[Any], roles: list[Any]
         raise SourceUnavailable(f"cannot connect to {label}: {exc}", subject=f"study {study}",
                                 remedy="check host, port and TLS settings of the profile and "
                                 "that the PACS is up") from exc
-    finally:
-        quiet.setLevel(level)
     if not assoc.is_established:
         if not connected.is_set():
             raise SourceUnavailable(f"cannot connect to {label} (refused, unreachable or no "
@@ -193,7 +189,10 @@ def list_study(peer: Peer, study: str, limits: FetchLimits) -> dict[str, str]:
                                         "in the [fetch] table of the config file")
     finally:
         if assoc.is_established:
-            assoc.release()
+            if sys.exc_info()[0] is None:
+                assoc.release()
+            else:
+                assoc.abort()
     if not found:
         raise StudyNotFound(f"PACS {peer.label} holds no study with this Study Instance UID",
                             subject=f"study {study}",
@@ -271,12 +270,31 @@ class _Receiver:
             return 0xC211
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """pynetdicom logs connection and protocol errors itself; they are RadGuard's to report,
+    once, naming the PACS and the remedy."""
+    logger = logging.getLogger("pynetdicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def fetch_study_dimse(peer: Peer, study: str, sink: Sink, limits: FetchLimits,
                       seconds_left: float) -> dict[str, str]:
     """Retrieve ``study`` into ``sink`` by C-GET; return the C-FIND listing (SOP -> class).
 
     Raises a :class:`FetchFailed` subclass naming the PACS and the study on any failure.
     """
+    with _quiet():
+        return _fetch(peer, study, sink, limits, seconds_left)
+
+
+def _fetch(peer: Peer, study: str, sink: Sink, limits: FetchLimits,
+           seconds_left: float) -> dict[str, str]:
     from pynetdicom import evt
 
     sink.study = study
