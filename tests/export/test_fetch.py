@@ -288,6 +288,24 @@ def test_staging_is_private_and_removed_on_interrupt(tmp_path: Path) -> None:
     assert list((tmp_path / "home" / STAGING).iterdir()) == []
 
 
+def test_fetched_files_are_walked_and_must_belong_to_the_study(tmp_path: Path) -> None:
+    from radguard.dicomio import ReadLimits
+    from radguard.export.fetch import _check, _Tally
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    whole = tmp_path / "000001.dcm"
+    ds.save_as(whole, enforce_file_format=True)
+    cut = tmp_path / "000002.dcm"
+    cut.write_bytes(whole.read_bytes()[:-5000])  # a PACS that sends a truncated instance
+    tally = _Tally({}, {}, set())
+    assert _check([whole], str(ds.StudyInstanceUID), "test", ReadLimits(), tally) > 0
+    assert tally.sops == {str(ds.SOPInstanceUID)}
+    with pytest.raises(FetchFailed, match="refused"):
+        _check([cut], str(ds.StudyInstanceUID), "test", ReadLimits(), _Tally({}, {}, set()))
+    with pytest.raises(FetchFailed, match="another study"):
+        _check([whole], UNKNOWN_STUDY, "test", ReadLimits(), _Tally({}, {}, set()))
+
+
 def _split(body: bytes, chunk: int, tmp_path: Path) -> list[bytes]:
     sink = Sink(tmp_path, FetchLimits(), "test")
     splitter = MultipartSplitter(b"XyZ", sink, "test")
