@@ -21,9 +21,12 @@ from pydicom.dataset import Dataset
 
 from radguard.dimse.errors import AssociationFailed
 from radguard.dimse.find import FIND_MODEL
+from radguard.dimse.ident import top_level_value, uid_text
 from radguard.dimse.scu import Association
 
 __all__ = ["UIDS_PER_QUERY", "held_instances", "plan_queries"]
+
+SOP_INSTANCE_UID = 0x00080018
 
 UIDS_PER_QUERY = 100
 """SOP Instance UIDs per query: 100 x 64 characters stays far below the 64 KiB value limit."""
@@ -46,6 +49,19 @@ def plan_queries(wanted: Mapping[str, Sequence[str]],
     return out
 
 
+def _sop_instance_uid(assoc: Association, data: bytes, implicit: bool) -> str | None:
+    """SOP Instance UID (0008,0018) of an identifier: read directly (:mod:`radguard.dimse.ident`,
+    ~20x cheaper than decoding it), or, when that walk cannot tell, from pydicom's decoding."""
+    try:
+        raw = top_level_value(data, implicit, SOP_INSTANCE_UID)
+        if raw is not None:
+            return uid_text(raw) or None
+    except ValueError:
+        pass
+    uid = assoc.decode(data, implicit).get("SOPInstanceUID")
+    return str(uid) if uid else None
+
+
 def _query(assoc: Association, study: str, sops: Sequence[str]) -> set[str] | None:
     """The listed UIDs the peer holds, or ``None`` when it refused the query (status)."""
     q = Dataset()
@@ -54,11 +70,12 @@ def _query(assoc: Association, study: str, sops: Sequence[str]) -> set[str] | No
     q.SeriesInstanceUID = ""
     q.SOPInstanceUID = list(sops) if len(sops) > 1 else (sops[0] if sops else "")
     found: set[str] = set()
-    for status, ident in assoc.find(FIND_MODEL, q):
-        if status.category == "pending" and ident is not None:
-            uid = ident.get("SOPInstanceUID")
+    implicit, responses = assoc.find_raw(FIND_MODEL, q)
+    for status, data in responses:
+        if status.category == "pending" and data is not None:
+            uid = _sop_instance_uid(assoc, data, implicit)
             if uid:
-                found.add(str(uid))
+                found.add(uid)
         elif not status.ok:
             return None
     return found & set(sops) if sops else found

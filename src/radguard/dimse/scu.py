@@ -187,6 +187,23 @@ class Association:
         Raises
         ------
         AssociationFailed
+            No accepted context for ``model``, the association failed, or an identifier is
+            malformed (the association is aborted).
+        """
+        implicit, responses = self.find_raw(model, query)
+        return [(status, None if data is None else self.decode(data, implicit))
+                for status, data in responses]
+
+    def find_raw(self, model: str, query: Dataset
+                 ) -> tuple[bool, list[tuple[StatusMeaning, bytes | None]]]:
+        """Like :meth:`find`, with each identifier as its encoded bytes, and whether they are in
+        Implicit VR Little Endian (else Explicit VR Little Endian): for callers that need one
+        attribute of many identifiers (:mod:`radguard.dimse.ident`), with :meth:`decode` as the
+        fallback.
+
+        Raises
+        ------
+        AssociationFailed
             No accepted context for ``model``, or the association failed.
         """
         cid = self.context_id(model)
@@ -201,18 +218,23 @@ class Association:
         write_dataset(fp, query)
         msg_id = self._next_id()
         rq = command({0x0002: model, 0x0100: 0x0020, 0x0110: msg_id, 0x0700: 0, 0x0800: 0x0001})
-        out: list[tuple[StatusMeaning, Dataset | None]] = []
-        for rsp, data in self._exchange(cid, rq, fp.getvalue(), 0x8020, msg_id):
-            ident = None
-            if data is not None:
-                try:
-                    ident = read_dataset(io.BytesIO(data), implicit, True)
-                except Exception as exc:  # a peer's malformed identifier ends the association
-                    self.abort()
-                    raise AssociationFailed(f"malformed C-FIND identifier: {exc}",
-                                            subject=self.peer.label) from exc
-            out.append((meaning(int(rsp.get(0x0900, 0xC000))), ident))
-        return out
+        return implicit, [(meaning(int(rsp.get(0x0900, 0xC000))), data)
+                          for rsp, data in self._exchange(cid, rq, fp.getvalue(), 0x8020, msg_id)]
+
+    def decode(self, data: bytes, implicit: bool) -> Dataset:
+        """An identifier of :meth:`find_raw` decoded by pydicom.
+
+        Raises
+        ------
+        AssociationFailed
+            The identifier is malformed: a peer's malformed answer ends the association.
+        """
+        try:
+            return read_dataset(io.BytesIO(data), implicit, True)
+        except Exception as exc:
+            self.abort()
+            raise AssociationFailed(f"malformed C-FIND identifier: {exc}",
+                                    subject=self.peer.label) from exc
 
     def _next_id(self) -> int:
         self.msg_id = self.msg_id % 65535 + 1
