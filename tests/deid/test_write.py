@@ -136,3 +136,19 @@ def test_reports_cross_process_boundaries_intact(tmp_path: Path) -> None:
         [f.changes.original_study_uid if f.changes else None for f in report.files]
     assert any(f.findings for f in back) and sum(len(f.changes.changes) for f in back
                                                    if f.changes) > 20
+
+
+def test_listing_mirrors_the_tree_and_skips_symlinks(tmp_path: Path) -> None:
+    """Given nested folders, a symlinked file and a symlinked folder, the pairs are the regular
+    files only, in path-component order, each mapped to the same relative path under OUTPUT."""
+    from radguard.deid.batch import pairs
+
+    src = tmp_path / "in"
+    for rel in ("b/x.dcm", "a-c/y.dcm", "a/b/z.dcm", "top.dcm"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(b"x")
+    (src / "link.dcm").symlink_to(src / "top.dcm")
+    (src / "linked-dir").symlink_to(src / "b")
+    got = [(s.relative_to(src).as_posix(), d.relative_to(tmp_path / "out").as_posix())
+           for s, d in pairs(src, tmp_path / "out")]
+    assert got == [(r, r) for r in ("a/b/z.dcm", "a-c/y.dcm", "b/x.dcm", "top.dcm")]

@@ -69,26 +69,45 @@ def project_key(settings: Settings, key_file: Path | None = None) -> bytes:
 
 def pairs(source: Path, output: Path) -> Iterator[tuple[Path, Path]]:
     """(input file, output file) for every regular file under ``source``, sorted; symlinks skipped."""
+    for src, dst in _listing(Path(source), Path(output)):
+        yield Path(src), Path(dst)
+
+
+def _listing(source: Path, output: Path) -> list[tuple[str, str]]:
+    """:func:`pairs` as strings (cheap to send to the workers): one ``scandir`` per folder, no
+    extra ``stat`` per file; symlinked files and folders are skipped, as ``rglob`` does."""
     if source.is_file():
-        yield source, (output / source.name if output.is_dir() else output)
-        return
+        return [(str(source), str(output / source.name if output.is_dir() else output))]
     src_root, out_root = source.resolve(), output.resolve()
     if out_root == src_root or src_root in out_root.parents:
         raise DeidError("the output folder is inside the input folder", subject=str(output),
                         remedy="choose an --out folder outside INPUT")
-    for path in sorted(source.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            yield path, output / path.relative_to(source)
+    found: list[tuple[tuple[str, ...], str, str]] = []
+    pending: list[tuple[str, str, tuple[str, ...]]] = [(str(source), str(output), ())]
+    while pending:
+        folder, out_folder, parts = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir():
+                    pending.append((entry.path, os.path.join(out_folder, entry.name),
+                                    (*parts, entry.name)))
+                elif entry.is_file():
+                    found.append(((*parts, entry.name), entry.path,
+                                  os.path.join(out_folder, entry.name)))
+    found.sort(key=lambda item: item[0])  # the order of sorted(rglob): by path components
+    return [(src, dst) for _, src, dst in found]
 
 
 def _init(options: DeidOptions, limits: ReadLimits, resume: bool) -> tuple[Any, ...]:
     return (options, limits, resume)
 
 
-def _one(state: tuple[Any, ...], item: tuple[Path, Path],
+def _one(state: tuple[Any, ...], item: tuple[str, str],
          staging: StagedWrites | None = None) -> FileDeidReport:
     options, limits, resume = state
-    src, dst = item
+    src, dst = Path(item[0]), Path(item[1])
     if resume and dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
         return FileDeidReport(str(src), str(dst), FileStatus.DEIDENTIFIED,
                               message="already de-identified (resume)")
@@ -96,7 +115,7 @@ def _one(state: tuple[Any, ...], item: tuple[Path, Path],
     return report
 
 
-def _chunk(state: tuple[Any, ...], items: list[tuple[Path, Path]]) -> list[FileDeidReport]:
+def _chunk(state: tuple[Any, ...], items: list[tuple[str, str]]) -> list[FileDeidReport]:
     """One batch in a worker: every output staged (:class:`StagedWrites`), then all made durable
     and renamed at once; a file counts as de-identified only once its output is durable and in
     place (so ``resume``, which trusts existing outputs, stays correct after a crash)."""
@@ -119,7 +138,7 @@ def _chunk(state: tuple[Any, ...], items: list[tuple[Path, Path]]) -> list[FileD
     return done
 
 
-def _chunks(items: list[tuple[Path, Path]], size: int) -> list[list[tuple[Path, Path]]]:
+def _chunks(items: list[tuple[str, str]], size: int) -> list[list[tuple[str, str]]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
@@ -147,7 +166,7 @@ def deidentify_tree(source: Path, output: Path, options: DeidOptions, *, workers
     if not source.exists():
         raise DeidError("input not found", subject=str(source), remedy="check the path")
     started, t0 = datetime.now(UTC), time.perf_counter()
-    items = list(pairs(source, output))
+    items = _listing(source, output)
     _warm(options)
     reports: list[FileDeidReport] = []
     for chunk in run_batched(_chunk, _chunks(items, BATCH_FILES), initializer=_init,
