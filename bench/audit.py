@@ -191,6 +191,56 @@ def bench_radguard(rates: list[int], seconds: float, frames: list[bytes],
         proc.wait(120)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its children alive now (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for p_ in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p_}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def bench_burst(n: int, frames: list[bytes], workers: int = 2) -> dict[str, object]:
+    """``n`` messages sent at once on one connection (as fast as back-pressure lets them in):
+    wall time until all are stored, and CPU per message of the serve process + its workers."""
+    home = Path(tempfile.mkdtemp(prefix="rg-audit-burst-", dir=OUT))
+    port = free_port()
+    env = {**os.environ, "RADGUARD_HOME": str(home)}
+    proc = subprocess.Popen([sys.executable, "-c", "from radguard.cli import main; main()",
+                             "audit", "serve", "--tcp", f"127.0.0.1:{port}", "--batch-size",
+                             "5000", "--parse-workers", str(workers)], env=env,
+                            stderr=(home / "serve.err").open("wb"), cwd=ROOT)
+    try:
+        wait_port(port)
+        time.sleep(1.0)  # workers spawned and warm
+        db = sqlite3.connect(f"file:{home / 'radguard.db'}?mode=ro", uri=True)
+        count = lambda: db.execute("SELECT coalesce(max(id), 0) FROM audit_records").fetchone()[0]  # noqa: E731
+        data = b"".join(frames[i % len(frames)] for i in range(n))
+        cpu0, t0 = _cpu_seconds(proc.pid), time.time()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(data)
+        deadline = t0 + 600
+        while count() < n and time.time() < deadline:
+            time.sleep(0.02)
+        wall = time.time() - t0
+        cpu = _cpu_seconds(proc.pid) - cpu0
+        stored = count()
+        row = {"target": "burst", "sent": n, "stored": stored, "lost": n - stored,
+               "wall_s": round(wall, 2), "stored_per_s": round(stored / wall),
+               "cpu_us_per_msg": round(cpu / max(1, stored) * 1e6, 1),
+               "load": os.getloadavg()[0]}
+        print(json.dumps(row), flush=True)
+        return row
+    finally:
+        proc.terminate()
+        proc.wait(120)
+
+
 def bench_rsyslog(rates: list[int], seconds: float, frames: list[bytes]) -> list[dict]:
     binary = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
     if not os.path.exists(binary):
@@ -302,6 +352,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--parse-workers", type=int, default=2)
     ap.add_argument("--skip", default="", help="comma list of ingest,rsyslog,search")
+    ap.add_argument("--burst", type=int, default=0,
+                    help="only send this many messages at once and report CPU per message")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     rates = [int(r) for r in args.rates.split(",")]
@@ -312,6 +364,9 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()}; message size "
           f"{statistics.mean(map(len, frames)):.0f} octets", flush=True)
     result: dict[str, object] = {"when": datetime.now(UTC).isoformat()}
+    if args.burst:
+        result["burst"] = bench_burst(args.burst, frames, args.parse_workers)
+        return
     if "ingest" not in skip:
         result["radguard"] = bench_radguard(rates, args.seconds, frames, args.parse_workers)
     if "rsyslog" not in skip:

@@ -19,8 +19,10 @@ from tests.audit_repo.messages import (
     syslog,
 )
 
-from radguard.audit.repository import parse_message, verify
+from radguard.audit.repository import Validity, parse_message, verify
 from radguard.audit.repository.chain import FIELDS, GENESIS, record_hash
+from radguard.audit.repository.pipeline import from_wire, prepare_batch, prepare_wire
+from radguard.audit.repository.receivers import Received
 from radguard.audit.repository.records import prepare, record_values
 from radguard.audit.syslog import octet_counted
 from radguard.store.models_audit import AuditRecord
@@ -76,3 +78,21 @@ def test_two_parse_processes_store_every_message_in_order_under_back_pressure(
     assert {"valid", "rfc3881", "not-xml", "refused", "invalid"} <= set(expected)
     report = verify(repo.store)
     assert report.ok and report.checked == len(sent)
+
+
+def test_the_compact_form_from_the_workers_rebuilds_exactly_what_they_prepared() -> None:
+    # Reads as the receivers hand them over: several messages per read, one kept in part.
+    samples = _samples()
+    reads = [Received(samples[:5], "tcp", "10.0.0.9", 1764331200.123456),
+             Received(samples[5:], "tls", "10.0.0.7", 1764331201.5, {1: 99_999}),
+             Received([b"<13>1 2025-11-28T10:00:00.5+05:00 h a - DICOM+RFC3881 - "
+                       + samples[0].split(b" - ", 1)[1]], "udp", "::1", 0.0)]
+    expected = prepare_batch(reads)
+    rebuilt = from_wire(reads, prepare_wire(reads))
+    assert rebuilt == expected
+    assert [p.msg for p in rebuilt] == [p.msg for p in expected]  # types too: datetimes, enum
+    assert all(type(p.msg.validity) is Validity and p.msg.received_at.tzinfo is UTC
+               and (p.msg.event_time is None or p.msg.event_time.tzinfo is UTC)
+               for p in rebuilt)
+    assert rebuilt[6].msg.validity is Validity.TRUNCATED
+    assert sum(p.msg.event_time is not None for p in rebuilt) >= len(samples) - 6

@@ -1,6 +1,8 @@
 """Syslog listeners on asyncio: UDP (RFC 5426), TCP (RFC 6587) and TLS (RFC 5425).
 
-Every listener hands complete messages to an :class:`Inlet` (the repository's bounded queue):
+Every listener hands complete messages to an :class:`Inlet` (the repository's bounded queue),
+one :class:`Received` per socket read (all the messages that read completed, de-framed in one
+pass), never one hand-off per message:
 
 - stream listeners (TCP, TLS) ``await`` :meth:`Inlet.put`; when the queue is full the coroutine
   stops reading the socket, the kernel's receive window closes and the sender is slowed down
@@ -30,34 +32,34 @@ from typing import NamedTuple, Protocol
 from radguard.audit.repository.errors import ReceiverError
 from radguard.audit.repository.framing import DEFAULT_MAX_MESSAGE, Deframer
 
-__all__ = ["Inbound", "Inlet", "Listener", "kernel_drops", "make_tls_context", "parse_hostport",
+__all__ = ["Inlet", "Listener", "Received", "kernel_drops", "make_tls_context", "parse_hostport",
            "start_listener"]
 
 _READ = 256 * 1024
 _HANDSHAKE_TIMEOUT = 15.0
 
 
-class Inbound(NamedTuple):
-    """One message as received: bytes without framing, transport, peer address, arrival time
-    (epoch seconds), and the full length when only a prefix was kept. A tuple: queued and sent
-    to the parse workers in chunks, where pickling a dataclass per message cost more than the
-    message's parse."""
+class Received(NamedTuple):
+    """The messages of one read (or one datagram): their bytes without framing, in order; the
+    transport, peer address and arrival time (epoch seconds) they share; and, for the messages
+    of which only a prefix was kept, ``{index: full length}``. A tuple of a list of bytes: queued
+    and pickled to the parse workers once per read, not once per message."""
 
-    data: bytes
+    messages: list[bytes]
     transport: str
     peer: str
     received: float
-    truncated_from: int | None = None
+    truncated: dict[int, int] | None = None
 
 
 class Inlet(Protocol):
     """What listeners deliver to (implemented by the repository service)."""
 
-    async def put(self, item: Inbound) -> None: ...
+    async def put(self, item: Received) -> None: ...
 
-    def offer(self, item: Inbound) -> bool: ...
+    def offer(self, item: Received) -> bool: ...
 
-    def keep(self, item: Inbound) -> None:
+    def keep(self, item: Received) -> None:
         """Take ``item`` even when the queue is full (bounded by one read per connection)."""
 
     def count(self, source: str, name: str, n: int = 1) -> None: ...
@@ -121,17 +123,15 @@ def _peer(writer: asyncio.StreamWriter) -> str:
     return str(info[0]) if isinstance(info, tuple) else "unknown"
 
 
-async def _deliver(inlet: Inlet, items: list[Inbound]) -> None:
+async def _deliver(inlet: Inlet, item: Received) -> None:
     """Queue the messages of one read, waiting for room (back-pressure). They were read from the
     socket, i.e. acknowledged to the sender, so if the reader is cancelled meanwhile (shutdown
-    after the drain timeout) the rest is handed over with :meth:`Inlet.keep` instead of lost."""
-    for i, item in enumerate(items):
-        try:
-            await inlet.put(item)
-        except asyncio.CancelledError:
-            for rest in items[i:]:
-                inlet.keep(rest)
-            raise
+    after the drain timeout) they are handed over with :meth:`Inlet.keep` instead of lost."""
+    try:
+        await inlet.put(item)
+    except asyncio.CancelledError:
+        inlet.keep(item)
+        raise
 
 
 async def _stream(inlet: Inlet, transport: str, max_message: int,
@@ -148,13 +148,10 @@ async def _stream(inlet: Inlet, transport: str, max_message: int,
         deframer = Deframer(max_message)
         while True:
             chunk = await reader.read(_READ)
-            frames = deframer.feed(chunk) if chunk else deframer.finish()
-            if frames:
-                now = time.time()
-                inlet.count(peer, "received", len(frames))
-                await _deliver(inlet, [Inbound(f.data, transport, peer, now,
-                                               f.length if f.truncated else None)
-                                       for f in frames])
+            messages, cut = deframer.feed_bulk(chunk) if chunk else deframer.finish_bulk()
+            if messages:
+                inlet.count(peer, "received", len(messages))
+                await _deliver(inlet, Received(messages, transport, peer, time.time(), cut))
             if deframer.error is not None:
                 inlet.count(peer, "framing_errors")
                 break
@@ -223,7 +220,7 @@ class _Datagrams(asyncio.DatagramProtocol):
         peer = str(addr[0])
         self.inlet.count(peer, "received")
         # RFC 5426: one message per datagram; a trailing LF/NUL some senders add is not content.
-        item = Inbound(data.rstrip(b"\n\x00"), "udp", peer, time.time())
+        item = Received([data.rstrip(b"\n\x00")], "udp", peer, time.time())
         if not self.inlet.offer(item):
             self.inlet.count(peer, "dropped")
 

@@ -2,10 +2,11 @@
 
 The pipeline keeps what it acknowledged:
 
-1. listeners (:mod:`.receivers`) put messages into a bounded :class:`asyncio.Queue`; TCP/TLS
-   readers wait when it is full (back-pressure: they stop reading the socket, so the kernel's
-   receive window closes), UDP counts what it cannot queue;
-2. a batcher cuts the queue into chunks of at most :data:`.pipeline.CHUNK` messages (waiting at
+1. listeners (:mod:`.receivers`) put the messages of each socket read, de-framed in one pass,
+   into a :class:`.backlog.Backlog` bounded in messages; TCP/TLS readers wait when it is full
+   (back-pressure: they stop reading the socket, so the kernel's receive window closes), UDP
+   counts what it cannot queue;
+2. a batcher joins whole reads into chunks of about :data:`.pipeline.CHUNK` messages (waiting at
    most ``linger`` seconds for more) and hands each to one of ``parse_workers`` processes
    (``0``: a thread) without waiting for it: up to ``2 * parse_workers`` chunks are in flight, so
    both cores parse while the main process receives and writes;
@@ -48,13 +49,20 @@ from radguard.audit.message import (
     Outcome,
 )
 from radguard.audit.repository.alerts import AlertSink
+from radguard.audit.repository.backlog import Backlog
 from radguard.audit.repository.detect import Alert, Detector
 from radguard.audit.repository.framing import DEFAULT_MAX_MESSAGE
 from radguard.audit.repository.parse import parse_message
-from radguard.audit.repository.pipeline import CHUNK, prepare_batch, warm
+from radguard.audit.repository.pipeline import (
+    CHUNK,
+    from_wire,
+    prepare_batch,
+    prepare_wire,
+    warm,
+)
 from radguard.audit.repository.receivers import (
-    Inbound,
     Listener,
+    Received,
     kernel_drops,
     make_tls_context,
     start_listener,
@@ -116,7 +124,7 @@ def _code(table: str, code: str) -> CodedValue:
     return load().get(table, code)
 
 
-_Chunk = tuple[list[Inbound], "asyncio.Future[list[Prepared]]"]
+_Chunk = tuple[list[Received], "asyncio.Future[bytes]"]
 
 
 class RepositoryService:
@@ -133,26 +141,22 @@ class RepositoryService:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.stored = 0
         self.alerted = 0
-        self._queue: asyncio.Queue[Inbound | None] | None = None
+        self._queue: Backlog | None = None
         self._seen_id = self._last_id()
         self._udp_drops: dict[int, int] = {}
-        self._kept: list[Inbound] = []
+        self._kept: list[Received] = []
 
     # -- Inlet -------------------------------------------------------------------------------
 
-    async def put(self, item: Inbound) -> None:
+    async def put(self, item: Received) -> None:
         assert self._queue is not None
         await self._queue.put(item)
 
-    def offer(self, item: Inbound) -> bool:
+    def offer(self, item: Received) -> bool:
         assert self._queue is not None
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            return False
-        return True
+        return self._queue.offer(item)
 
-    def keep(self, item: Inbound) -> None:
+    def keep(self, item: Received) -> None:
         self._kept.append(item)
 
     def count(self, source: str, name: str, n: int = 1) -> None:
@@ -163,14 +167,14 @@ class RepositoryService:
         raw = tls_failure_message(peer, reason, self.config.station)
         import time
 
-        if not self.offer(Inbound(raw, "internal", peer, time.time())):
+        if not self.offer(Received([raw], "internal", peer, time.time())):
             self.count(peer, "dropped")
 
     # -- running -----------------------------------------------------------------------------
 
     async def start(self) -> list[Listener]:
         """Bind the configured listeners. Raises :class:`ReceiverError`."""
-        self._queue = asyncio.Queue(self.config.queue_size)
+        self._queue = Backlog(self.config.queue_size)
         c = self.config
         tls_ctx = (make_tls_context(c.cert, c.key, c.client_ca)
                    if c.tls and c.cert and c.key else None)
@@ -207,9 +211,9 @@ class RepositoryService:
         finally:
             await self._shutdown()
             for item in self._kept:
-                await self._queue.put(item)
+                self._queue.force(item)
             self._kept.clear()
-            await self._queue.put(None)
+            self._queue.close()
             await batcher
             await writer
             ticker.cancel()
@@ -237,30 +241,24 @@ class RepositoryService:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         queue, size = self._queue, min(CHUNK, self.config.batch_size)
-        done = False
-        while not done:
+        while True:
             first = await queue.get()
             if first is None:
                 break
             batch = [first]
+            count = len(first.messages)
             deadline = loop.time() + self.config.linger
-            while len(batch) < size:
-                try:
-                    item = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(queue.get(), remaining)
-                    except TimeoutError:
-                        break
+            while count < size:
+                item = queue.get_nowait()
                 if item is None:
-                    done = True
-                    break
+                    remaining = deadline - loop.time()
+                    if remaining <= 0 or not await queue.wait(remaining) or queue.finished:
+                        break
+                    continue
                 batch.append(item)
+                count += len(item.messages)
             # Not awaited here: the bounded ``out`` queue limits the chunks in flight.
-            await out.put((batch, loop.run_in_executor(pool, prepare_batch, batch)))
+            await out.put((batch, loop.run_in_executor(pool, prepare_wire, batch)))
         await out.put(None)
 
     async def _writes(self, pool: Executor, inp: asyncio.Queue[_Chunk | None]) -> None:
@@ -288,7 +286,7 @@ class RepositoryService:
         parsed again in the writer thread, so received messages are still stored."""
         items, future = chunk
         try:
-            return list(await future)
+            return from_wire(items, await future)
         except Exception:
             log.exception("audit repository: a parse worker failed on %d message(s); parsing "
                           "them in the writer", len(items))
