@@ -292,6 +292,10 @@ def fetch_studies(study_uids: Sequence[str], source: str, folder: Path, settings
                                           remedy="retry; check the PACS log")
                 done.append(FetchedStudy(study, len(tally.sops - before), size))
             report(len(studies), len(studies), "fetched")
+        except OSError as exc:  # the staging folder, not the PACS
+            raise FetchFailed(f"cannot use the staging folder: {exc.strerror}",
+                              subject=str(folder), remedy="free space in the RadGuard home "
+                              "(fetch-staging) and check its permissions") from exc
         finally:
             if client is not None:
                 client.close()

@@ -225,7 +225,7 @@ class _Receiver:
         self.sink = sink
         self.limits = limits
         self.aet = calling_aet
-        self.received = 0
+        self.received = sink.bytes  # bytes of earlier studies count against the same bound
         self.error: FetchFailed | None = None
         self.got: dict[str, str] = {}
 
@@ -265,6 +265,11 @@ class _Receiver:
             return 0x0000
         except FetchFailed as exc:  # refused here; the C-GET loop aborts at the next response
             self.error = exc
+            return 0xA700
+        except OSError as exc:
+            self.error = FetchFailed(f"cannot write a fetched instance to the staging folder: "
+                                     f"{exc.strerror}", subject=f"study {self.sink.study}",
+                                     remedy="free space in the RadGuard home (fetch-staging)")
             return 0xA700
         except Exception:  # a handler error must never pass as success
             return 0xC211
