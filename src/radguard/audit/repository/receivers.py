@@ -106,6 +106,11 @@ def make_tls_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLCo
     ``client_ca``."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # No TLS 1.3 session tickets: a syslog sender only writes, so tickets the server sends after
+    # the handshake sit unread in its socket, and closing such a socket sends RST instead of FIN.
+    # The RST makes the server's next read fail, and messages already decrypted into the stream
+    # buffer but not yet de-framed would be lost although the sender counts them as delivered.
+    context.num_tickets = 0
     try:
         context.load_cert_chain(str(cert), str(key))
         if client_ca is not None:
