@@ -7,7 +7,7 @@ import struct
 from radguard.dicomio._common import UNDEFINED, Stop, WalkState, decode_value
 from radguard.dicomio.result import Problem
 from radguard.dicomio.source import ByteSource
-from radguard.dicomio.vr import LONG_LENGTH_VRS, VALID_VRS
+from radguard.dicomio.vr import LONG_LENGTH_VRS, TEXT_VRS, VALID_VRS
 
 __all__ = ["read_meta", "sniff_raw"]
 
@@ -44,7 +44,8 @@ def read_meta(src: ByteSource, state: WalkState) -> tuple[dict[int, str], int, s
                                           f"{length} bytes", pos, details={"limit": "meta"}))
             raise Stop
         value = src.read_at(vpos, length)
-        meta[0x00020000 | elem] = decode_value(vr, value, True)
+        meta[0x00020000 | elem] = (value.decode("latin-1").rstrip("\x00 ").strip()
+                                   if vr in TEXT_VRS else decode_value(vr, value, True))
         if elem == 0 and length == 4:
             declared_end = vpos + 4 + _U32(value, 0)[0]
         state.elements += 1

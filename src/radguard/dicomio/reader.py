@@ -74,6 +74,9 @@ COLLECTED_TAGS = frozenset(
 _REF_VRS = frozenset((b"UN", b"OB", b"OW", b"OD", b"OF", b"OL", b"OV"))
 _SPECIAL_TAGS = frozenset((PIXEL_DATA, ENCAPSULATED_DOCUMENT, TRAILING_PADDING))
 _NONE: frozenset[int] = frozenset()
+_STRUCTS = {little: tuple(struct.Struct(("<" if little else ">") + fmt)
+                          for fmt in ("HH", "H", "I", "HH2sH", "HHI")) for little in (True, False)}
+"""Per byte order: tag, u16, u32, explicit VR header (tag, VR, short length), item header."""
 _TOP_ATTENTION = COLLECTED_TAGS | _SPECIAL_TAGS
 _PLAIN_VRS = VALID_VRS - _REF_VRS - {b"SQ", b"UN"}
 """VRs of values the walk skips unread unless their tag or group asks for a look."""
@@ -90,12 +93,10 @@ class _Walker:
         self.explicit = explicit
         self.little = little
         self.end = end
-        self.hdr = struct.Struct("<HH" if little else ">HH")
-        self.u16 = struct.Struct("<H" if little else ">H")
-        self.u32 = struct.Struct("<I" if little else ">I")
+        self.hdr, self.u16, self.u32, fast_header, item_header = _STRUCTS[little]
         self.buf: bytes | None = src.data if isinstance(src, MemorySource) else None
-        self.fast_header = struct.Struct("<HH2sH" if little else ">HH2sH").unpack_from
-        self.item_header = struct.Struct("<HHI" if little else ">HHI").unpack_from
+        self.fast_header = fast_header.unpack_from
+        self.item_header = item_header.unpack_from
 
     # -- helpers -------------------------------------------------------------------------------
     def _problem(self, code: str, message: str, offset: int | None, **details: object) -> None:
@@ -254,8 +255,12 @@ class _Walker:
                 # here; nothing else is done with it (see _value, which handles the rest).
                 if length <= MAX_COLLECTED_VALUE:
                     raw = mem[vpos : vpos + length] if buf is not None else read_at(vpos, length)
-                    values[tag] = (raw.decode("latin-1").rstrip("\x00 ").strip() if vr in TEXT_VRS
-                                   else decode_value(vr, raw, little))
+                    if vr in TEXT_VRS:
+                        values[tag] = raw.decode("latin-1").rstrip("\x00 ").strip()
+                    elif vr == b"US" and length >= 2:  # Rows, Columns, Bits Allocated...
+                        values[tag] = str(u16_unpack(raw, 0)[0])
+                    else:
+                        values[tag] = decode_value(vr, raw, little)
             elif group & 1 or vr in _REF_VRS or tag in _SPECIAL_TAGS or tag in collected:
                 self._value(tag, vr, vpos, length, depth, top)
             if elem == 0 and top and vr == b"UL" and length == 4 and group != 0x0002:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["PixelInfo", "Problem", "ValueRef", "WalkResult"]
 
@@ -24,11 +24,13 @@ class Problem:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class ValueRef:
+class ValueRef(NamedTuple):
     """Where a value worth a closer look lies (private, UN, OB, encapsulated document...).
 
     ``head`` holds at most the first 64 bytes of the value; the rest is read on demand.
+    An immutable named tuple rather than a frozen dataclass: a walk makes one per private or
+    binary element (a dozen per file, thousands in some), and a frozen dataclass costs about
+    four times as much to build (measured: 11% of the walk of the scan corpus).
     """
 
     tag: int
