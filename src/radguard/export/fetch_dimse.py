@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -41,10 +40,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import UID
+from pydicom.dataset import Dataset
 
 from radguard.dicomio.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from radguard.dimse import MAX_CONTEXTS, Peer, client_context, meaning, set_nodelay
@@ -59,13 +55,13 @@ from radguard.export.fetch_base import (
     SourceUnavailable,
     StudyNotFound,
 )
+from radguard.export.fetch_receiver import Receiver, valid_uid
 
 __all__ = ["GET_MODEL", "fetch_study_dimse", "list_study", "transfer_syntaxes"]
 
 GET_MODEL = "1.2.840.10008.5.1.4.1.2.2.3"
 """Study Root Query/Retrieve Information Model - GET (PS3.4 C.6.2.1.1)."""
 UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 
 @cache
@@ -73,11 +69,6 @@ def transfer_syntaxes() -> tuple[str, ...]:
     """Transfer syntaxes proposed for the sub-operations, most wanted first (data table)."""
     text = resources.files("radguard.data.export").joinpath("fetch-transfer-syntaxes.json")
     return tuple(uid for uid, _ in json.loads(text.read_text("utf-8"))["transfer_syntaxes"])
-
-
-def _uid(value: Any) -> str:
-    text = str(value or "")
-    return text if len(text) <= 64 and _UID.match(text) else ""
 
 
 def _open(peer: Peer, limits: FetchLimits, contexts: list[Any], roles: list[Any],
@@ -170,7 +161,7 @@ def list_study(peer: Peer, study: str, limits: FetchLimits) -> dict[str, str]:
         q.StudyInstanceUID = study
         q.SeriesInstanceUID = ""
         series = sorted({u for ident in _find(assoc, q, peer, study)
-                         if (u := _uid(ident.get("SeriesInstanceUID")))})
+                         if (u := valid_uid(ident.get("SeriesInstanceUID")))})
         for uid in series:
             q = Dataset()
             q.QueryRetrieveLevel = "IMAGE"
@@ -179,7 +170,7 @@ def list_study(peer: Peer, study: str, limits: FetchLimits) -> dict[str, str]:
             q.SOPInstanceUID = ""
             q.SOPClassUID = ""
             for ident in _find(assoc, q, peer, study):
-                sop, cls = _uid(ident.get("SOPInstanceUID")), _uid(ident.get("SOPClassUID"))
+                sop, cls = valid_uid(ident.get("SOPInstanceUID")), valid_uid(ident.get("SOPClassUID"))
                 if sop and cls:
                     found[sop] = cls
                 if len(found) > limits.max_instances:
@@ -218,63 +209,6 @@ def plan_contexts(classes: set[str]) -> tuple[list[Any], list[Any]]:
     return contexts, roles
 
 
-class _Receiver:
-    """EVT_C_STORE / EVT_DATA_RECV handlers of one C-GET (run in pynetdicom's thread)."""
-
-    def __init__(self, sink: Sink, limits: FetchLimits, calling_aet: str):
-        self.sink = sink
-        self.limits = limits
-        self.aet = calling_aet
-        self.received = sink.bytes  # bytes of earlier studies count against the same bound
-        self.error: FetchFailed | None = None
-        self.got: dict[str, str] = {}
-
-    @staticmethod
-    def _abort(assoc: Any) -> None:
-        """Abort from another thread: an abort inside pynetdicom's handler thread would wait for
-        the DIMSE time-out. Used only when the bytes received cross the bound by 16 MiB (one
-        instance larger than the whole budget: the per-instance check never got to run)."""
-        threading.Thread(target=assoc.abort, daemon=True).start()
-
-    def on_data(self, event: Any) -> None:
-        self.received += len(event.data)
-        if self.received > self.limits.max_bytes + 16 * 1024**2 and self.error is None:
-            self.error = self.sink.too_large(f"max_bytes = {self.limits.max_bytes:,}")
-            self._abort(event.assoc)
-
-    def on_store(self, event: Any) -> int:
-        if self.error is not None:
-            return 0xA700
-        try:
-            req = event.request
-            sop, cls = _uid(req.AffectedSOPInstanceUID), _uid(req.AffectedSOPClassUID)
-            if not sop or not cls:
-                return 0xA900  # data set does not match SOP class
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = UID(cls)
-            meta.MediaStorageSOPInstanceUID = UID(sop)
-            meta.TransferSyntaxUID = UID(str(event.context.transfer_syntax))
-            meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
-            meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-            meta.SourceApplicationEntityTitle = self.aet
-            head = DicomBytesIO()
-            head.write(b"\x00" * 128 + b"DICM")
-            write_file_meta_info(head, meta, enforce_standard=True)
-            path = self.sink.put(head.getvalue() + event.encoded_dataset(include_meta=False))
-            self.got[sop] = path.name
-            return 0x0000
-        except FetchFailed as exc:  # refused here; the C-GET loop aborts at the next response
-            self.error = exc
-            return 0xA700
-        except OSError as exc:
-            self.error = FetchFailed(f"cannot write a fetched instance to the staging folder: "
-                                     f"{exc.strerror}", subject=f"study {self.sink.study}",
-                                     remedy="free space in the RadGuard home (fetch-staging)")
-            return 0xA700
-        except Exception:  # a handler error must never pass as success
-            return 0xC211
-
-
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """pynetdicom logs connection and protocol errors itself; they are RadGuard's to report,
@@ -305,7 +239,7 @@ def _fetch(peer: Peer, study: str, sink: Sink, limits: FetchLimits,
     sink.study = study
     listed = list_study(peer, study, limits)
     contexts, roles = plan_contexts(set(listed.values()))
-    receiver = _Receiver(sink, limits, peer.calling_aet)
+    receiver = Receiver(sink, limits, peer.calling_aet)
     handlers = [(evt.EVT_C_STORE, receiver.on_store),
                 (evt.EVT_DATA_RECV, receiver.on_data)]
     assoc = _open(peer, limits, contexts, roles, handlers, study)
@@ -343,7 +277,7 @@ def _fetch(peer: Peer, study: str, sink: Sink, limits: FetchLimits,
     return listed
 
 
-def _judge(peer: Peer, study: str, listed: dict[str, str], receiver: _Receiver,
+def _judge(peer: Peer, study: str, listed: dict[str, str], receiver: Receiver,
            final: Dataset | None, timed_out: bool) -> None:
     where = f"PACS {peer.label}"
     if receiver.error is not None:
