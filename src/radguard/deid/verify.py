@@ -7,7 +7,10 @@ Checks of the output alone:
   attribute of Table E.3.10-1 when code 113111 Retain Safe Private is in the method codes);
 - ``deid.residual-date``: a date (DA, DT) other than a dummy while Longitudinal Temporal Information
   Modified says REMOVED (neither date option claimed);
-- ``deid.date-in-text``: something that looks like a date in free text (ST, LT, UT).
+- ``deid.date-in-text``: something that looks like a date in free text (ST, LT, UT);
+- ``deid.identifying-value`` and ``deid.identifier-in-text`` (:mod:`.residue`): an attribute Table
+  E.1-1 says to remove, empty or replace that holds a value which is not one of the de-identifier's
+  own dummy or pseudonym forms; this file's names and IDs (or record-number shapes) in free text.
 
 With the original file, also:
 
@@ -35,6 +38,7 @@ from radguard.deid.actions import unlisted_rules
 from radguard.deid.dataset import plan_for
 from radguard.deid.files import REFUSING_PROBLEMS, quiet_pydicom
 from radguard.deid.options import Option
+from radguard.deid.residue import residues
 from radguard.deid.scrub import _GENERIC, _date_spellings
 from radguard.deid.tables import method_codes, safe_private
 from radguard.dicomio import MemorySource, ReadLimits, WalkResult, open_path, walk
@@ -203,6 +207,43 @@ def _pixel_span(result: WalkResult | None) -> tuple[int, int]:
     return (result.pixel.offset, end)
 
 
+def _replaced(ds: Dataset, original: Dataset | None) -> frozenset[str]:
+    """Top-level keywords the original has with another value: replacements (a mapping file's or
+    another de-identifier's pseudonyms), whose original values the byte search below looks for."""
+    if original is None:
+        return frozenset()
+    out = set()
+    for elem in ds:
+        keyword = elem.keyword
+        if not keyword or elem.VR == "SQ" or keyword not in original:
+            continue
+        try:
+            changed = str(elem.value).strip() != str(original[keyword].value).strip()
+        except Exception:  # undecodable on either side: judged, not accepted
+            changed = False
+        if changed:
+            out.add(keyword)
+    return frozenset(out)
+
+
+def _residue_findings(ds: Dataset, path: Path, options: frozenset[str],
+                      original: Dataset | None) -> list[Finding]:
+    """The checks of :mod:`.residue`; with the original, changed top-level values are accepted as
+    replacements (see :func:`_replaced`)."""
+    accepted = _replaced(ds, original)
+    out = []
+    for item in residues(ds, options, accepted=accepted):
+        if item.check == "deid.identifying-value":
+            out.append(_finding(item.check, Severity.HIGH, f"{item.keyword} {item.tag} holds a value "
+                                "that Table E.1-1 says must be removed, emptied or replaced", path,
+                                attribute=item.keyword, tag=item.tag))
+        else:
+            out.append(_finding(item.check, Severity.HIGH, f"free text {item.keyword} {item.tag} "
+                                "contains a name or ID of this file, or a record number", path,
+                                attribute=item.keyword, tag=item.tag))
+    return out
+
+
 def verify_file(path: Path, original: Path | None = None) -> list[Finding]:
     """Findings of residual identifiers in the de-identified file ``path`` (empty list: none found).
 
@@ -219,9 +260,12 @@ def _verify(path: Path, original: Path | None) -> list[Finding]:
         return [_finding("deid.unreadable-output", Severity.HIGH, f"cannot verify: {problem}", path)]
     options = options_in(ds)
     findings = _output_checks(ds, path, options)
+    orig_ds, orig_problem = None, ""
+    if original is not None:
+        orig_ds, _, _, orig_problem = read_guarded(Path(original))
+    findings += _residue_findings(ds, path, options, orig_ds)
     if original is None:
         return findings
-    orig_ds, _, _, orig_problem = read_guarded(Path(original))
     if orig_ds is None:
         findings.append(_finding("deid.original-unreadable", Severity.LOW,
                                  f"original not usable for comparison: {orig_problem}", path))
