@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 import radguard.deid
 from radguard.deid.tables import method_codes, profile_table, safe_private, table_versions
-
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "domain"
+from tests.deid.table_source import ROOT, note_fallback, shared_dir, shipped_table
 
 
-@pytest.mark.skipif(not (SHARED / "ps3.15-2023b-table-E.1-1.csv").exists(),
-                    reason="shared/domain CSVs not beside the repository")
 def test_generated_tables_match_the_standard_csvs() -> None:
+    """With the standard's CSVs beside the clone, the generator's drift check passes; without
+    them (bare clone, CI checkout) the shipped tables are checked for shape and a warning says the
+    drift check did not run."""
+    shared = shared_dir()
+    if shared is None:
+        note_fallback("generated-table drift check")
+        data = shipped_table()
+        rows = data["rows"]
+        assert isinstance(rows, list) and len(rows) == 611
+        assert len(str(data["source_sha256"])) == 64
+        assert all(r["basic"] for r in rows)
+        assert len(safe_private().entries) > 100
+        return
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_deid_table.py"), "--check",
-                           "--shared", str(SHARED)], capture_output=True, text=True, timeout=120)
+                           "--shared", str(shared)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
 
