@@ -12,15 +12,17 @@ run ("peer CPU"). It does not require the same timeout, so two comparisons are p
 1. primary: each tool at its documented defaults. nmap ``-Pn -n -sT -p PORTS --script
    +dicom-ping`` (``+`` forces the script on ports nmap does not know as DICOM; NSE sockets wait
    30 s); ``radguard assess @targets --only dicom.fingerprint`` (answer timeout 30 s, connect 5 s,
-   128 devices at a time, ``compact`` fingerprint);
+   256 devices at a time, ``compact`` fingerprint);
 2. secondary: the same with an equal explicit wait of ``--timeout`` seconds: nmap
-   ``--script-timeout T`` (the whole script), RadGuard ``--timeout T``.
+   ``--script-timeout T`` (the whole script), RadGuard ``--timeout T``;
+3. equal probe load: nmap at its defaults against RadGuard at ``--fingerprint-depth minimal``
+   (one association proposing Verification only, like ``dicom-ping``; RadGuard still releases it
+   and does no port scan first).
 
 After every run the bench waits until the peers hold no association any more (see
 :func:`settle`: nmap's connect scan leaves each pynetdicom acceptor waiting about 30 s for an
 association request), so that no run pays for the previous one. Then, for reference: RadGuard
-``--fingerprint-depth`` ``minimal`` (the same probe load as nmap:
-Verification only) and ``full`` (up to 3 associations), and the full non-intrusive assessment of
+``--fingerprint-depth full`` (up to 3 associations), and the full non-intrusive assessment of
 all 200 (recorded in the store, audited). It also prints the fixed cost of one RadGuard CLI run
 (one refused port), each run's CPU and the load average (the machine is shared).
 
@@ -151,7 +153,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="rg-bench-assess-"))
     timeout = f"{args.timeout:g}"
     rows: list[Row] = []
-    pairs: dict[str, list[tuple[float, float]]] = {"defaults": [], "equal": []}
+    pairs: dict[str, list[tuple[float, float]]] = {"defaults": [], "equal wait": [],
+                                                   "equal probe load": []}
     try:
         chunk = N_PYNETDICOM // N_PROCS
         for i in range(N_PROCS):
@@ -221,14 +224,16 @@ def main() -> int:
             rg, _doc = run_rg("1 defaults: radguard --only dicom.fingerprint (compact)",
                               *discovery)
             pairs["defaults"].append((nm, rg))
+            rg, _doc = run_rg("3 equal load: radguard --fingerprint-depth minimal", *discovery,
+                              "--fingerprint-depth", "minimal")
+            pairs["equal probe load"].append((nm, rg))
             nm = run_nmap(f"2 equal wait: nmap --script-timeout {timeout}s",
                           "--script-timeout", f"{timeout}s")
             rg, _doc = run_rg(f"2 equal wait: radguard --timeout {timeout} (compact)",
                               *discovery, "--timeout", timeout)
-            pairs["equal"].append((nm, rg))
-        for depth in ("minimal", "full"):
-            run_rg(f"reference: radguard --fingerprint-depth {depth}", *discovery,
-                   "--fingerprint-depth", depth)
+            pairs["equal wait"].append((nm, rg))
+        run_rg("reference: radguard --fingerprint-depth full", *discovery,
+               "--fingerprint-depth", "full")
         if not args.skip_full:
             wall, doc = run_rg("full non-intrusive assessment (recorded, audited)")
             findings = sum(len(n["findings"]) for n in doc["nodes"])

@@ -30,11 +30,14 @@ __all__ = ["DEFAULT_WORKERS", "ProgressFn", "dry_run", "quiet_logger", "run_asse
 
 ProgressFn = Callable[[int, int, str], None]
 
-DEFAULT_WORKERS = 128
+DEFAULT_WORKERS = 256
 """Devices worked on at once. The work is waiting on the network, not CPU, and each device still
 gets one connection at a time (:mod:`~radguard.assess.politeness`), so this bounds only
-RadGuard's own threads and sockets (well under the usual 1024 open files). With fewer workers
-than devices, a silent device starts only when a worker frees up, and its wait adds to the run."""
+RadGuard's own threads and sockets: at most two sockets per device (an association and, for
+C-MOVE, RadGuard's own listener), so 256 devices stay within half of the usual soft limit of 1024
+open files. With fewer workers than devices, a silent device starts only when a worker frees up,
+and its wait adds to the run (measured: 200 endpoints with 128 workers and the silent ones last
+in the list, 7.5-9.5 s at --timeout 5 where the wait itself is 5 s)."""
 Probe = NodeProbe | WebProbe
 
 

@@ -93,7 +93,7 @@ def assess(
     move_port: Annotated[int, typer.Option("--move-port", help="Port of RadGuard's own C-MOVE "
                                            "destination (0: any free port).")] = 0,
     workers: Annotated[int, typer.Option(help="Devices assessed in parallel (each device still "
-                                         "gets one connection at a time).")] = 128,
+                                         "gets one connection at a time).")] = 256,
     no_record: Annotated[bool, typer.Option("--no-record", help="Do not save results in the "
                                             "store.")] = False,
     list_checks: Annotated[bool, typer.Option("--list-checks", help="List the checks and "
