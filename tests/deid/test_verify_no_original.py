@@ -142,3 +142,28 @@ def test_cli_verify_without_original_exits_1(basic_output: Path, tmp_path: Path)
     assert "Doe" not in bad.stdout
     ok = runner.invoke(app, ["deid", "verify", str(basic_output)])
     assert ok.exit_code == 0, ok.stdout
+
+
+def test_output_with_encrypted_attributes_verifies_clean(real_input: Path, tmp_path: Path) -> None:
+    """The Encrypted Attributes Sequence (PS3.15 E.1.1, reversible protection) holds the replaced
+    values as a CMS envelope: not a residual."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "recipient")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    options = DeidOptions.from_names([], key=KEY, ocr=False,
+                                     recipient_cert=cert.public_bytes(serialization.Encoding.PEM))
+    report = deidentify_tree(real_input, tmp_path / "out", options, workers=1)
+    outputs = [Path(f.output) for f in report.files if f.output]
+    assert outputs and all("EncryptedAttributesSequence" in pydicom.dcmread(p) for p in outputs)
+    for out in outputs:
+        assert verify_file(out) == [], out.name

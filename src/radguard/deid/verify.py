@@ -11,6 +11,9 @@ Checks of the output alone:
 - ``deid.identifying-value`` and ``deid.identifier-in-text`` (:mod:`.residue`): an attribute Table
   E.1-1 says to remove, empty or replace that holds a value which is not one of the de-identifier's
   own dummy or pseudonym forms; this file's names and IDs (or record-number shapes) in free text.
+  Pseudonyms from a mapping file (``deid --mapping``) look like any other value: verify such
+  output with ``--original``, where a top-level value that differs from the original's counts as a
+  replacement (and the original's values are searched for in the bytes).
 
 With the original file, also:
 
