@@ -173,8 +173,9 @@ def _table(kind: str, res: dict[str, dict[str, float]], nfiles: int,
     s, g = res["storescu"], res["radguard"]
     print(f"[{kind}] ratio by package files/s {g['files_per_s'] / s['files_per_s']:.2f}x, by "
           f"arrived instances/s {g['arrived_per_s'] / s['arrived_per_s']:.2f}x; RadGuard "
-          + ", ".join(f"{k[2:]} {v:.2f} s" for k, v in g.items() if k.startswith("t_")),
-          flush=True)
+          + ", ".join(f"{k[2:]} {v:.2f} s" for k, v in g.items() if k.startswith("t_"))
+          + f", rest {g['seconds'] - sum(v for k, v in g.items() if k.startswith('t_')):.2f} s"
+          " (set-up, report, audit, job record)", flush=True)
     return res
 
 
