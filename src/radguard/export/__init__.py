@@ -7,7 +7,8 @@ SHA-256 digests; ``open_export`` checks, decrypts and writes a plain PDI folder.
 
 from __future__ import annotations
 
-from radguard.export.cms import CertificateRecipient, Opener, Recipients, envelope, open_envelope
+from radguard.export.cms import CertificateRecipient, Recipients, envelope
+from radguard.export.cms_open import Opener, open_envelope
 from radguard.export.errors import (
     DoesNotFit,
     EnvelopeError,

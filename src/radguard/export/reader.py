@@ -35,7 +35,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from radguard.errors import CryptoError
-from radguard.export.cms import CertificateRecipient, Opener, open_envelope
+from radguard.export.cms import CertificateRecipient
+from radguard.export.cms_open import Opener, open_envelope
 from radguard.export.errors import (
     MissingFile,
     NotAnExportMedium,
