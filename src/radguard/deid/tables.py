@@ -118,7 +118,8 @@ def profile_table() -> ProfileTable:
         )
         rows.append(row)
         if raw["pattern"] == "tag":
-            fixed[parse_tag(raw["tag"])] = row
+            tag = parse_tag(raw["tag"])
+            fixed[tag] = _merge(fixed[tag], row) if tag in fixed else row
         elif raw["pattern"] == "mask":
             masked.append((int(raw["mask"], 16), int(raw["value"], 16), row))
         else:
@@ -127,6 +128,26 @@ def profile_table() -> ProfileTable:
         raise DeidTableError("Table E.1-1 has no private-attributes row", subject=TABLE_FILE)
     return ProfileTable(f"{data['table']} ({data['source_sha256'][:12]})", fixed, tuple(masked),
                         private, tuple(rows))
+
+
+PROTECTION = ("K", "C", "U", "D", "Z/D", "Z", "X/D", "X/Z/U*", "X/Z/D", "X/Z", "X")
+"""Actions from least to most protective, to merge rows the table lists twice."""
+
+
+def _merge(a: ProfileRow, b: ProfileRow) -> ProfileRow:
+    """One row for a tag that Table E.1-1 lists twice (2023b: the Station AE Title attributes, with
+    Retain Device Identity C in one row and K in the other): for the Basic Profile and each option,
+    the more protective of the two actions applies (an option a row does not name means its Basic
+    action there)."""
+
+    def stronger(x: str, y: str) -> str:
+        rank = {code: i for i, code in enumerate(PROTECTION)}
+        return x if rank.get(x, len(PROTECTION)) >= rank.get(y, len(PROTECTION)) else y
+
+    names = sorted({n for n, _ in a.options} | {n for n, _ in b.options})
+    options = tuple((n, stronger(a.option(n) or a.basic, b.option(n) or b.basic)) for n in names)
+    return ProfileRow(a.name, a.tag_text, stronger(a.basic, b.basic), options, a.retired and b.retired,
+                      a.in_std_iod or b.in_std_iod, a.vr or b.vr, a.keyword or b.keyword)
 
 
 @dataclass(frozen=True, slots=True)
