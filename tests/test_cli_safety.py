@@ -81,3 +81,15 @@ def test_scan_refuses_to_write_its_report_into_the_medium(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert "inside the medium" in result.stderr and "what to do" in result.stderr
     assert sorted(p.name for p in medium.iterdir()) == before
+
+
+def test_sanitize_refuses_to_write_its_package_into_the_medium(tmp_path: Path) -> None:
+    medium = tmp_path / "cd"
+    medium.mkdir()
+    (medium / "IMG1.dcm").write_bytes(Path(str(get_testdata_file("CT_small.dcm"))).read_bytes())
+    before = sorted(p.name for p in medium.iterdir())
+    result = _radguard("media", "sanitize", str(medium), "--out", str(medium / "pkg"),
+                       home=tmp_path / "home")
+    assert result.returncode == 2
+    assert "package would be written inside the medium" in result.stderr
+    assert sorted(p.name for p in medium.iterdir()) == before

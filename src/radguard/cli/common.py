@@ -25,11 +25,32 @@ from radguard.errors import RadGuardError
 from radguard.formats.base import printable
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "SafeConsole", "err_console", "fail", "get_settings",
-           "printable", "progress_bar", "safe", "write_output"]
+           "path_inside", "printable", "progress_bar", "refuse_inside_medium", "safe",
+           "write_output"]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
+
+
+def path_inside(candidate: Path, folder: Path) -> bool:
+    """Whether ``candidate`` (resolved, links followed) is the folder ``folder`` or lies inside it;
+    used to refuse writing reports or packages into a medium, which is never written to."""
+    try:
+        root = folder.resolve()
+        target = candidate.resolve()
+    except OSError:
+        return False
+    return root.is_dir() and (target == root or root in target.parents)
+
+
+def refuse_inside_medium(candidate: Path | None, medium: Path, what: str) -> None:
+    """Exit 2 with a clear error when ``candidate`` lies inside the medium folder ``medium``."""
+    if candidate is not None and path_inside(candidate, medium):
+        fail(RadGuardError(f"the {what} would be written inside the medium ({candidate})",
+                           subject=str(medium),
+                           remedy=f"write the {what} outside the medium: RadGuard never writes to "
+                                  "a medium, so that what it judged stays exactly what arrived"))
 
 
 def safe(value: object) -> str:

@@ -24,6 +24,8 @@ from radguard.cli.common import (
     get_settings,
     out_console,
     progress_bar,
+    refuse_inside_medium,
+    safe,
     write_output,
 )
 from radguard.errors import RadGuardError  # light; already loaded by radguard.cli.common
@@ -83,6 +85,8 @@ def sanitize(
     settings = get_settings(ctx)
     if keep_private not in ("none", "safe", "all"):
         fail(f"--keep-private must be none, safe or all, not {keep_private!r}")
+    refuse_inside_medium(out, path, "package")
+    refuse_inside_medium(output, path, "report")
     scan = ScanOptions(limits=ReadLimits.from_settings(settings),
                        workers=workers or settings.worker_count,
                        engines=EngineConfig(yara=not no_yara,
@@ -108,7 +112,7 @@ def sanitize(
         if left:
             table = Table("file", "verdict", "reason", "quarantined")
             for f in left[:500]:
-                table.add_row(f.path, f.verdict, f.reason, "yes" if f.quarantined else "no")
+                table.add_row(safe(f.path), f.verdict, safe(f.reason), "yes" if f.quarantined else "no")
             out_console.print(table)
     else:
         _render(report, fmt, output, "import_sanitize.html.j2")

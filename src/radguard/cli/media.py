@@ -17,6 +17,7 @@ from radguard.cli.common import (
     get_settings,
     out_console,
     progress_bar,
+    refuse_inside_medium,
     safe,
     write_output,
 )
@@ -60,16 +61,6 @@ def _summary(report: MediumReport, verbose: bool) -> None:
             out_console.print(f"... {len(rows) - 500} more rows; use --format json or html")
 
 
-def _inside(candidate: Path, medium: Path) -> bool:
-    """Whether ``candidate`` (resolved, links followed) lies inside the folder ``medium``."""
-    try:
-        root = medium.resolve()
-        target = candidate.resolve()
-    except OSError:
-        return False
-    return root.is_dir() and (target == root or root in target.parents)
-
-
 @app.command("scan")
 def scan(
     ctx: typer.Context,
@@ -109,11 +100,7 @@ def scan(
     settings = get_settings(ctx)
     if fmt not in ("text", "json", "html"):
         fail(f"unknown format {fmt!r}: use text, json or html")
-    if output is not None and _inside(output, path):
-        fail(RadGuardError(f"the report would be written inside the medium ({output})",
-                           subject=str(path),
-                           remedy="write the report outside the medium: the scan never writes to "
-                                  "PATH, so that a later scan of it sees only what arrived"))
+    refuse_inside_medium(output, path, "report")
     rules_dirs = [str(r) for r in (rules or [])]
     if settings.rules_dir:
         rules_dirs.append(settings.rules_dir)
