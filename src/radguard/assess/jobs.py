@@ -107,9 +107,18 @@ def _changes(store: Store, node: NodeResult, scan_id: int) -> Changes:
     diff = diff_findings(store, prev, scan_id)
     ids = {sf.fingerprint: sf.finding.check_id
            for sid in (prev, scan_id) for sf in findings_for_scan(store, sid)}
+    gone = [ids[f] for f in diff.fixed]
     return Changes(prev, new=tuple(sorted(ids[f] for f in diff.new)),
-                   fixed=tuple(sorted(ids[f] for f in diff.fixed)),
-                   unchanged=tuple(sorted(ids[f] for f in diff.unchanged)))
+                   fixed=tuple(sorted(c for c in gone if _rechecked(node, c))),
+                   unchanged=tuple(sorted(ids[f] for f in diff.unchanged)),
+                   not_rechecked=tuple(sorted(c for c in gone if not _rechecked(node, c))))
+
+
+def _rechecked(node: NodeResult, check_id: str) -> bool:
+    """Whether this run looked again at what ``check_id`` found: only then may a finding that is
+    gone count as fixed. An unreachable node, or a check left out (``--only``) or not run, says
+    nothing about an earlier finding."""
+    return node.reachable and node.checks.get(check_id) == "ran"
 
 
 def record(store: Store, report: AssessReport, settings: Settings) -> tuple[AssessReport, set[str]]:

@@ -31,10 +31,13 @@ class Changes:
     new: tuple[str, ...] = ()
     fixed: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
+    not_rechecked: tuple[str, ...] = ()
+    """Earlier findings this run could not judge (node unreachable, check not run): not fixed."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"previous_scan_id": self.previous_scan_id, "new": list(self.new),
-                "fixed": list(self.fixed), "unchanged": list(self.unchanged)}
+                "fixed": list(self.fixed), "unchanged": list(self.unchanged),
+                "not_rechecked": list(self.not_rechecked)}
 
 
 @dataclass(frozen=True, slots=True)
