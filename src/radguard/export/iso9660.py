@@ -28,19 +28,16 @@ Ridge: no POSIX owners or modes on the disc.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
-import functools
 import os
 import re
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
 
 __all__ = ["HEAD_SECTORS", "MAX_FILE", "SECTOR", "ExtentWriter", "IsoFile", "create_image", "finish_image",
-           "reserve", "sectors", "start_writeback", "volume_label"]
+           "reserve", "sectors", "volume_label"]
 
 SECTOR = 2048
 HEAD_SECTORS = 19  # system area 0-15, PVD 16, Joliet SVD 17, terminator 18
@@ -101,27 +98,6 @@ def reserve(fd: int, length: int) -> int:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
     return end
-
-
-@functools.cache
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # not Linux
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return cast(Callable[[int, int, int, int], int], fn)
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing an extent to disk now, without waiting
-    (``sync_file_range(SYNC_FILE_RANGE_WRITE)``), so the final ``fsync`` of the image finds
-    little left to do. Advisory: does nothing where the call does not exist. Durability still
-    comes from that fsync."""
-    fn = _sync_file_range()
-    if fn is not None:
-        fn(fd, offset, length, 2)  # SYNC_FILE_RANGE_WRITE
 
 
 class ExtentWriter:

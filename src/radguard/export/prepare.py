@@ -36,7 +36,7 @@ from radguard.dicomio import ByteSource, MemorySource, ReadLimits, WalkResult, o
 from radguard.export.cms import CHUNK, Digests, EnvelopeHead, Recipients, envelope, envelope_body
 from radguard.export.dicomdir import record_tail, record_values
 from radguard.export.errors import ExportError
-from radguard.export.iso9660 import ExtentWriter, reserve, start_writeback
+from radguard.export.iso9660 import ExtentWriter, reserve
 from radguard.export.policy import record_types
 from radguard.export.selection import SelectedFile, Skipped, judge
 
@@ -141,7 +141,6 @@ def stage_bytes(job: FileJob, name: str, src: BinaryIO | _SourceReader, size: in
             head = EnvelopeHead.new(size, job.recipients)
             offset = reserve(fd, head.length)
             digests = envelope_body(head, src, ExtentWriter(fd, offset))  # type: ignore[arg-type]
-        start_writeback(fd, offset, digests.stored_size)
         return Staged(os.path.basename(job.image), offset, digests)
     fd = os.open(os.path.join(job.stage, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb", buffering=CHUNK) as dst:
