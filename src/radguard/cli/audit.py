@@ -271,24 +271,38 @@ def search_cmd(
 def verify_cmd(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text | json")] = "text",
+    anchor: Annotated[str | None, typer.Option("--anchor", help="ID:HASH of a head noted "
+                                               "earlier (printed by audit verify): it must still "
+                                               "be in the chain, so removed newest records are "
+                                               "found.")] = None,
 ) -> None:
     """Prove the hash chain of stored records; name the first broken record (exit 1)."""
     from radguard.audit.repository import verify
 
     settings = get_settings(ctx)
+    pinned: tuple[int, str] | None = None
+    if anchor is not None:
+        rid, _, digest = anchor.partition(":")
+        if not rid.isdigit() or len(digest) < 16:
+            fail(f"--anchor must be ID:HASH as printed by 'audit verify', not {anchor!r}")
+        pinned = (int(rid), digest.strip().lower())
     with _open(settings) as store:
         try:
-            report = verify(store)
+            report = verify(store, anchor=pinned)
         except RadGuardError as exc:
             fail(exc)
         _audit_log_used(settings, store, "audit verify")
     if fmt == "json":
         write_output(json.dumps({"ok": report.ok, "checked": report.checked,
                                  "head": report.head, "first_broken": report.first_broken,
-                                 "problem": report.problem}, indent=2) + "\n", None)
+                                 "problem": report.problem, "head_id": report.head_id},
+                                indent=2) + "\n", None)
     elif report.ok:
         out_console.print(f"chain intact: {report.checked} record(s); head {report.head}",
                           highlight=False)
+        if report.checked:
+            out_console.print(f"note this anchor outside the database: --anchor "
+                              f"{report.head_id}:{report.head}", highlight=False, style="dim")
     else:
         out_console.print(f"[bold red]chain broken[/] at record {report.first_broken}: "
                           f"{report.problem} ({report.checked} record(s) before it verified)",

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from radguard.store import Store
-from radguard.store.models_audit import AuditRecord
+from radguard.store.models_audit import AuditCounter, AuditRecord
 
 __all__ = ["GENESIS", "ChainReport", "chain_hash", "hash_tail", "record_hash", "verify"]
 
@@ -73,13 +73,21 @@ class ChainReport:
     head: str
     first_broken: int | None = None
     problem: str | None = None
+    head_id: int = 0
+    """Id of the newest record verified (with ``head``: the anchor to note outside the database)."""
 
 
-def verify(store: Store, progress: Callable[[int], None] | None = None) -> ChainReport:
+def verify(store: Store, progress: Callable[[int], None] | None = None, *,
+           anchor: tuple[int, str] | None = None) -> ChainReport:
     """Recompute the chain over every stored record, oldest first.
 
     Stops at the first record whose stored hash differs from the recomputed one (content changed,
     or a record before it was removed or inserted); ids that skip a number are reported too.
+
+    A hash chain alone cannot show that its newest records were removed. Two checks cover the tail:
+    the ``stored`` counters, written in the same transaction as the records, must not count more
+    records than the chain holds; and ``anchor`` (record id, hash), a head noted outside the
+    database earlier (``audit verify`` prints it), must still be in the chain with that hash.
     """
     columns = [getattr(AuditRecord, name) for name in FIELDS]
     previous, last_id, checked = GENESIS, 0, 0
@@ -107,6 +115,20 @@ def verify(store: Store, progress: Callable[[int], None] | None = None) -> Chain
                     return ChainReport(False, checked, previous, rid, why)
                 previous, last_id = row[-1], rid
                 checked += 1
+                if anchor is not None and rid == anchor[0] and row[-1] != anchor[1]:
+                    return ChainReport(False, checked, previous, rid,
+                                       f"record {rid} does not have the anchored hash: the chain "
+                                       "was rewritten from there on")
             if progress is not None:
                 progress(checked)
-    return ChainReport(True, checked, previous)
+        counted = session.scalar(select(func.coalesce(func.sum(AuditCounter.value), 0))
+                                 .where(AuditCounter.name == "stored"))
+    if counted is not None and int(counted) > checked:
+        return ChainReport(False, checked, previous, last_id + 1,
+                           f"{int(counted) - checked} record(s) counted as stored are missing "
+                           f"after record {last_id}: records were removed from the end")
+    if anchor is not None and anchor[0] > last_id:
+        return ChainReport(False, checked, previous, anchor[0],
+                           f"anchored record {anchor[0]} is missing (the chain ends at record "
+                           f"{last_id}): records were removed from the end")
+    return ChainReport(True, checked, previous, head_id=last_id)
