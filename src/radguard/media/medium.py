@@ -86,33 +86,35 @@ class FolderMedium:
             except OSError as exc:
                 yield Entry(_rel_text(parts) or ".", "unreadable", note=exc.strerror or str(exc))
                 continue
+            prefix = _rel_text(parts) + "/" if parts else ""
             for item in items:
                 count += 1
                 if count > MAX_ENTRIES:
                     yield Entry(_rel_text(parts), "unreadable", note=f"more than {MAX_ENTRIES} "
                                 "entries; the rest was not listed")
                     return
-                rel_parts = [*parts, item.name]
-                rel = _rel_text(rel_parts)
+                rel = prefix + item.name
                 try:
                     st = item.stat(follow_symlinks=False)
                 except OSError as exc:
                     yield Entry(rel, "unreadable", note=exc.strerror or str(exc))
                     continue
-                if stat.S_ISLNK(st.st_mode):
+                kind = stat.S_IFMT(st.st_mode)
+                if kind == stat.S_IFREG:  # most entries: tested first
+                    yield Entry(rel, "file", st.st_size, st.st_nlink)
+                elif kind == stat.S_IFLNK:
                     try:
                         target = os.readlink(item.path)
                     except OSError:
                         target = "?"
                     yield Entry(rel, "symlink", target=target)
-                elif stat.S_ISDIR(st.st_mode):
+                elif kind == stat.S_IFDIR:
+                    rel_parts = [*parts, item.name]
                     if len(rel_parts) >= MAX_DIR_DEPTH:
                         yield Entry(rel, "unreadable", note=f"folders nested deeper than "
                                     f"{MAX_DIR_DEPTH} levels were not listed")
                         continue
                     stack.append((item.path, rel_parts))
-                elif stat.S_ISREG(st.st_mode):
-                    yield Entry(rel, "file", st.st_size, st.st_nlink)
                 else:
                     yield Entry(rel, "special", note=_special_kind(st.st_mode))
 
