@@ -20,7 +20,7 @@ from tests.audit_repo.messages import (
 )
 
 from radguard.audit.repository import Validity, parse_message, verify
-from radguard.audit.repository.chain import FIELDS, GENESIS, record_hash
+from radguard.audit.repository.chain import FIELDS, GENESIS, hash_tail, record_hash
 from radguard.audit.repository.pipeline import from_wire, prepare_batch, prepare_wire
 from radguard.audit.repository.receivers import Received
 from radguard.audit.repository.records import prepare, record_values
@@ -96,3 +96,26 @@ def test_the_compact_form_from_the_workers_rebuilds_exactly_what_they_prepared()
                for p in rebuilt)
     assert rebuilt[6].msg.validity is Validity.TRUNCATED
     assert sum(p.msg.event_time is not None for p in rebuilt) >= len(samples) - 6
+
+
+def test_hash_tail_is_the_join_of_each_value_as_the_chain_defines_it() -> None:
+    # every kind of value a record holds, including text that is not valid UTF-8 once decoded
+    # with surrogateescape, and a str subclass
+    values = (NOW, "tcp", "10.0.0.9", "h\udcff\u00e9", None, "DICOM+RFC3881", None, "PACS1",
+              "110112", "E", 8, Validity.INVALID, "why \x1f not")
+    old = b"".join((b"\x1f", b"\x1f".join(
+        b"\x00" if v is None else v.isoformat(timespec="microseconds").encode()
+        if isinstance(v, datetime) else str(v).encode("utf-8", "surrogateescape")
+        for v in values), b"\x1f", hashlib.sha256(b"raw").digest()))
+    assert hash_tail(values, b"raw") == old
+
+
+def test_stored_time_text_is_what_sqlalchemy_stores() -> None:
+    from datetime import timedelta, timezone
+
+    from radguard.audit.repository.records import _sqlite_text
+
+    for when in (NOW, NOW.replace(microsecond=0), NOW.astimezone(timezone(timedelta(hours=5))),
+                 datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)):
+        assert _sqlite_text(when) == when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert _sqlite_text(None) is None

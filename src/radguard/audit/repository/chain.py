@@ -46,8 +46,16 @@ def record_hash(previous: str, fields: tuple[object, ...], raw: bytes) -> str:
 
 def hash_tail(values: tuple[object, ...], raw: bytes) -> bytes:
     """The part of a record's hash input after its id: ``values`` are the :data:`FIELDS` after
-    ``id``. Independent of the chain, so parse workers compute it in parallel."""
-    return b"".join((_SEP, _SEP.join([_text(v) for v in values]), _SEP,
+    ``id``. Independent of the chain, so parse workers compute it in parallel.
+
+    Same octets as joining :func:`_text` of each value, built as one string and encoded once
+    (UTF-8 with ``surrogateescape`` encodes character by character, so the result is identical;
+    ``\x00`` and ``\x1f`` encode to themselves)."""
+    text = "\x1f".join([
+        v if type(v) is str else "\x00" if v is None
+        else v.isoformat(timespec="microseconds") if isinstance(v, datetime) else str(v)
+        for v in values])
+    return b"".join((_SEP, text.encode("utf-8", "surrogateescape"), _SEP,
                      hashlib.sha256(raw).digest()))
 
 
