@@ -10,7 +10,8 @@
    (never in RadGuard's dependencies): dicognito (``python -m dicognito``), pydicom ``deid`` with its default
    recipe (``replace_identifiers``), KitwareMedical ``dicom-anonymizer`` (its CLI).
 3. Each tool de-identifies the same corpus into its own folder, timed as a whole command (wall
-   clock, interpreter start included). RadGuard runs ``radguard deid IN --out OUT --workers 2``.
+   clock, interpreter start included; and the CPU time of all its processes, which moves less
+   than the wall clock on a shared machine). RadGuard runs ``radguard deid IN --out OUT --workers 2``.
 4. RadGuard's verifier (``radguard.deid.verify_file``) checks every output against its original
    (paired by relative path, else by a hash of the pixel data, else by file name) and the findings
    are counted per check.
@@ -26,6 +27,7 @@ import collections
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -91,8 +93,9 @@ def warm(name: str) -> None:
                    capture_output=True, check=False)
 
 
-def run_tool(name: str, out: Path) -> tuple[float, int, str]:
-    """Run one tool on the corpus; returns (seconds, exit code, stderr tail)."""
+def run_tool(name: str, out: Path) -> tuple[float, float, int, str]:
+    """Run one tool on the corpus; returns (wall seconds, CPU seconds (user + system, all its
+    processes), exit code, stderr tail). CPU time moves less than wall time on a shared machine."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     warm(name)
@@ -111,10 +114,14 @@ def run_tool(name: str, out: Path) -> tuple[float, int, str]:
         script = " && ".join(f"mkdir -p {out / f.name} && {binary} {f} {out / f.name}"
                              for f in folders)
         cmd = ["sh", "-c", script]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=env,
                           check=False)
-    return time.perf_counter() - t0, proc.returncode, proc.stderr[-500:]
+    seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu, proc.returncode, proc.stderr[-500:]
 
 
 def _pixel_key(path: Path) -> str | None:
@@ -190,23 +197,25 @@ def main() -> int:
     for tool in args.tools.split(","):
         out = OUTPUTS / tool
         load = os.getloadavg()[0]
-        seconds, code, err = run_tool(tool, out)
+        seconds, cpu, code, err = run_tool(tool, out)
         produced = sum(1 for p in out.rglob("*") if p.is_file())
-        print(f"{tool}: {seconds:.1f} s, exit {code}, {produced} outputs (load average before: "
-              f"{load:.2f})", flush=True)
+        print(f"{tool}: {seconds:.2f} s ({cpu:.2f} s CPU), exit {code}, {produced} outputs (load "
+              f"average before: {load:.2f})", flush=True)
         check = verify(out, corpus)
-        results[tool] = {"seconds": round(seconds, 2), "exit": code, "outputs": produced,
+        results[tool] = {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "exit": code,
+                         "outputs": produced,
                          "load_before": round(load, 2),
                          "files_per_second": round(len(corpus) / seconds, 1),
                          "stderr_tail": err if code else "", **check}
         print(f"  verifier: {check}", flush=True)
     base = results.get("dicognito", {}).get("files_per_second")
-    lines = ["| tool | seconds | files/s | vs dicognito | outputs | files with residual "
-             "identifiers | findings by check |", "|---|---|---|---|---|---|---|"]
+    lines = ["| tool | seconds | CPU s | files/s | vs dicognito | outputs | files with residual "
+             "identifiers | findings by check |", "|---|---|---|---|---|---|---|---|"]
     for tool, r in results.items():
         ratio = f"{r['files_per_second'] / base:.2f}x" if base else "-"
         found = ", ".join(f"{k} {v}" for k, v in sorted(r["findings"].items())) or "none"
-        lines.append(f"| {tool} | {r['seconds']} | {r['files_per_second']} | {ratio} | "
+        lines.append(f"| {tool} | {r['seconds']} | {r['cpu_seconds']} | {r['files_per_second']} | "
+                     f"{ratio} | "
                      f"{r['outputs']} | {r['files_with_findings']} | {found} |")
     print("\n".join(lines))
     (OUTPUTS.parent / "deid-results.json").write_text(json.dumps(
