@@ -39,3 +39,9 @@ def test_two_workers_same_report_as_one(tmp_path: Path) -> None:
     assert "RadGuard_DICOM_PE_Polyglot" in rules["pe_polyglot.dcm"]
     assert "RadGuard_DICOM_ELF_Polyglot" in rules["elf_polyglot.dcm"]
     assert two.counts["files"] == 63 and two.counts["dangerous"] >= 3
+
+
+def test_signature_table_is_cached() -> None:
+    from radguard.media.signatures import load_table
+
+    assert load_table() is load_table()  # rebuilding it costs about 2 ms: more than a file's scan

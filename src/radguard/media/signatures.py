@@ -94,6 +94,7 @@ def _pdf_name(name: str) -> bytes:
     return b"".join(out)
 
 
+@lru_cache(maxsize=1)
 def load_table() -> SignatureTable:
     """Load the shipped signature table (cached)."""
     raw: dict[str, Any] = json.loads(
