@@ -312,17 +312,18 @@ def _inspect_entry(medium: Medium, entry: Entry, options: InspectOptions,
 
 
 def _identity(result: WalkResult, salt: bytes) -> dict[str, str]:
-    v = result.value
+    v = result.values.get
+    patient_id = v(0x00100020) or ""
+    issuer = v(0x00100021) or ""
     out = {
         "study_uid": v(0x0020000D) or "",
         "series_uid": v(0x0020000E) or "",
         "sop_instance_uid": v(0x00080018) or result.meta.get(0x00020003, "") or "",
         "sop_class_uid": v(0x00080016) or result.meta.get(0x00020002, "") or "",
         "transfer_syntax": result.transfer_syntax or "",
-        "p_patient_id": v(0x00100020) or "",
-        "p_issuer": v(0x00100021) or "",
-        "h_patient_id": _hash(salt, (v(0x00100020) or "") and
-                              (v(0x00100020) or "") + "^" + (v(0x00100021) or "")),
+        "p_patient_id": patient_id,
+        "p_issuer": issuer,
+        "h_patient_id": _hash(salt, patient_id and patient_id + "^" + issuer),
         "h_patient_name": _hash(salt, v(0x00100010)),
         "h_birth_date": _hash(salt, v(0x00100030)),
     }

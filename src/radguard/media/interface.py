@@ -16,6 +16,8 @@ SCHEMA_VERSION = "1"
 PUBLIC_IDENTITY_KEYS = frozenset({"study_uid", "series_uid", "sop_instance_uid", "sop_class_uid",
                                   "transfer_syntax"})
 """Identity keys that may leave the process (UIDs); patient values and hashes never do."""
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+"""``json.dumps(x, ensure_ascii=False)`` without building an encoder per call (once per file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,7 @@ class FileReport:
         in so that the parent process only joins lines)."""
         line = self._json
         if line is None:
-            line = json.dumps(self.to_dict(), ensure_ascii=False)
+            line = _ENCODER.encode(self.to_dict())
             object.__setattr__(self, "_json", line)
         return line
 
