@@ -109,7 +109,8 @@ def serve(
     rules: Annotated[Path | None, typer.Option(help="Rule file replacing the built-in pack.")] = None,
     no_detect: Annotated[bool, typer.Option("--no-detect", help="Store only; no rules.")] = False,
     parse_workers: Annotated[int, typer.Option(help="Processes parsing and validating XML, in "
-                                               "chunks of 500 (0: a thread).")] = 2,
+                                               "chunks of whole reads, ~500 messages "
+                                               "(0: a thread).")] = 2,
     batch_size: Annotated[int, typer.Option(help="Messages per transaction (at most).")] = 5000,
     queue_size: Annotated[int, typer.Option(help="Messages queued before TCP/TLS readers "
                                             "wait (back-pressure).")] = 50_000,
