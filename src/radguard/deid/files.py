@@ -4,8 +4,9 @@ The source is walked by the bounded reader first (DESIGN.md invariant 3); pydico
 the walk completed without a limit or structural problem. Non-DICOM, hostile and unreadable inputs
 become a report with a finding, never an exception. The output is written to a temporary file in the
 destination folder, flushed to disk and renamed into place (:mod:`.durable`; a batch stages its
-outputs and flushes them together); the source is opened read-only and never written. DICOMDIR files are not de-identified (their records point at the old files): rebuild the
-DICOMDIR of the de-identified tree instead (``radguard media export`` does).
+outputs and flushes them together); the source is opened read-only and never written. DICOMDIR
+files are not de-identified (their records point at the old files): rebuild the DICOMDIR of the
+de-identified tree instead (``radguard media export`` does).
 """
 
 from __future__ import annotations
