@@ -100,6 +100,11 @@ def verify(store: Store, progress: Callable[[int], None] | None = None, *,
     columns = [getattr(AuditRecord, name) for name in FIELDS]
     previous, last_id, checked = GENESIS, 0, 0
     with store.read_session() as session:
+        # read before the walk: on PostgreSQL (READ COMMITTED) each statement has its own snapshot,
+        # so a batch committed during the walk may be counted here but not walked; reading first,
+        # the chain can only hold more records than counted, never fewer, unless some were removed
+        counted = session.scalar(select(func.coalesce(func.sum(AuditCounter.value), 0))
+                                 .where(AuditCounter.name == "stored"))
         while True:
             rows = session.execute(
                 select(*columns, AuditRecord.raw, AuditRecord.hash)
@@ -129,8 +134,6 @@ def verify(store: Store, progress: Callable[[int], None] | None = None, *,
                                        "was rewritten from there on")
             if progress is not None:
                 progress(checked)
-        counted = session.scalar(select(func.coalesce(func.sum(AuditCounter.value), 0))
-                                 .where(AuditCounter.name == "stored"))
     if counted is not None and int(counted) > checked:
         return ChainReport(False, checked, previous, last_id + 1,
                            f"{int(counted) - checked} record(s) counted as stored are missing "
