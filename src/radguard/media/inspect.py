@@ -10,7 +10,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from radguard.dicomio import ReadLimits, WalkResult, walk
 from radguard.dicomio.source import ByteSource, MemorySource
@@ -18,7 +18,7 @@ from radguard.findings import Finding, Verdict, worst
 from radguard.media import checks
 from radguard.media.engines import Engines
 from radguard.media.interface import FileKind, FileReport
-from radguard.media.medium import Entry, Medium
+from radguard.media.medium import Entry, Medium, display_path
 from radguard.media.signatures import SignatureTable, load_table
 
 __all__ = ["InspectOptions", "inspect_entry"]
@@ -255,13 +255,19 @@ def inspect_entry(medium: Medium, entry: Entry, options: InspectOptions,
     it loaded once).
     """
     try:
-        return _inspect_entry(medium, entry, options, engines, table or load_table())
+        report = _inspect_entry(medium, entry, options, engines, table or load_table())
     except Exception as exc:  # invariant 3: a hostile file is a finding, never a crash
-        _log.exception("inspecting %s failed", entry.rel)
+        _log.exception("inspecting %s failed", display_path(entry.rel))
         f = checks.check("media.unreadable").finding(
             f"could not be inspected ({type(exc).__name__}: {exc}); treat it as suspicious",
             path=entry.rel)
-        return FileReport(entry.rel, "other", entry.size, None, Verdict.SUSPICIOUS, (f,))
+        report = FileReport(entry.rel, "other", entry.size, None, Verdict.SUSPICIOUS, (f,))
+    shown = display_path(entry.rel)
+    if shown is entry.rel:
+        return report
+    return replace(report, path=shown, findings=tuple(
+        replace(f, evidence=replace(f.evidence, path=shown)) if f.evidence.path == entry.rel else f
+        for f in report.findings))
 
 
 def _inspect_entry(medium: Medium, entry: Entry, options: InspectOptions,

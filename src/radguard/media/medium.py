@@ -58,6 +58,15 @@ class Medium(Protocol):
     def close(self) -> None: ...
 
 
+def display_path(rel: str) -> str:
+    """``rel`` as reportable text. A name that is not valid UTF-8 reaches Python with its bad bytes
+    as lone surrogates (PEP 383), which neither the store nor JSON can hold as text: those bytes
+    become ``\\xNN`` escapes. Files are still opened by their real name (``rel``)."""
+    if rel.isascii() or not any("\udc80" <= ch <= "\udcff" for ch in rel):
+        return rel
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _rel_text(parts: list[str]) -> str:
     return "/".join(parts)
 

@@ -22,7 +22,7 @@ from radguard.media import checks
 from radguard.media.engines import EngineConfig, Engines
 from radguard.media.inspect import InspectOptions, inspect_entry
 from radguard.media.interface import FileKind, FileReport, MediumReport
-from radguard.media.medium import Entry, Medium, MediumSpec, open_medium, reopen
+from radguard.media.medium import Entry, Medium, MediumSpec, display_path, open_medium, reopen
 from radguard.media.signatures import SignatureTable, load_table
 
 __all__ = ["ScanOptions", "scan_medium"]
@@ -82,7 +82,7 @@ def _unpack(p: _Packed) -> FileReport:
 def _name_problem(rel: str) -> str | None:
     if rel.isascii() and rel.isprintable():
         return None  # the common case; an ASCII character is unprintable only if it is Cc
-    if "\ufffd" in rel:
+    if "\ufffd" in rel or any("\udc80" <= ch <= "\udcff" for ch in rel):
         return "bytes that are not valid UTF-8"
     if any(unicodedata.category(ch) == "Cc" for ch in rel):
         return "control characters"
@@ -91,16 +91,18 @@ def _name_problem(rel: str) -> str | None:
 
 def _entry_findings(entries: Iterable[Entry]) -> Iterator[Finding]:
     for e in entries:
+        rel = display_path(e.rel)
         if e.kind == "symlink":
-            yield checks.check("media.symlink").finding(f"symbolic link to {e.target!r} (not followed)",
-                                                        path=e.rel, target=e.target)
+            target = display_path(e.target or "")
+            yield checks.check("media.symlink").finding(f"symbolic link to {target!r} (not followed)",
+                                                        path=rel, target=target)
         elif e.kind == "special":
-            yield checks.check("media.special-file").finding(f"{e.note} on the medium", path=e.rel)
+            yield checks.check("media.special-file").finding(f"{e.note} on the medium", path=rel)
         elif e.kind == "unreadable":
-            yield checks.check("media.unreadable").finding(e.note, path=e.rel)
+            yield checks.check("media.unreadable").finding(e.note, path=rel)
         elif e.kind == "file" and e.nlink > 1:
             yield checks.check("media.hard-link").finding(f"file has {e.nlink} hard links",
-                                                          path=e.rel)
+                                                          path=rel)
         problem = _name_problem(e.rel)
         if problem:
             yield checks.check("media.filename-unsafe").finding(
