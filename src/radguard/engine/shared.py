@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
+from radguard.errors import RadGuardError
+
 __all__ = ["WorkerDied", "run_shared"]
 
 T = TypeVar("T")
@@ -28,7 +30,7 @@ R = TypeVar("R")
 _STOP = None
 
 
-class WorkerDied(RuntimeError):
+class WorkerDied(RadGuardError):
     """A worker process ended without answering (killed, out of memory, crashed)."""
 
 

@@ -28,6 +28,7 @@ __all__ = ["audit_scan", "record_medium_scan", "run_scan"]
 
 STUDIES_PER_MESSAGE = 32  # about 27 KB per message: under the 32,768 octets every receiver takes
 PARALLEL_MESSAGES = 64  # from this many Data Import messages on, two processes build them
+CHILD_TIMEOUT = 300.0  # seconds the forked half may take before this process emits it itself
 _OUTCOME = {Verdict.CLEAN: Outcome.SUCCESS, Verdict.SUSPICIOUS: Outcome.MINOR_FAILURE,
             Verdict.DANGEROUS: Outcome.SERIOUS_FAILURE}
 
@@ -102,8 +103,7 @@ def audit_scan(emitter: AuditEmitter, report: MediumReport, settings: Settings) 
             ))
         return messages
 
-    _emit_parts(emitter, build, len(batches))
-    if report.verdict == Verdict.DANGEROUS:
+    if report.verdict == Verdict.DANGEROUS:  # first: it must not wait for the Data Import parts
         dangerous = [f.path for f in report.files if f.verdict == Verdict.DANGEROUS][:20]
         emitter.emit(builders.security_alert(
             "110132", station=settings.station_name, subject=report.path,
@@ -111,6 +111,7 @@ def audit_scan(emitter: AuditEmitter, report: MediumReport, settings: Settings) 
             details=[f"dangerous file: {p}" for p in dangerous],
             description=f"dangerous content on outside medium: {c['dangerous']} files",
         ))
+    _emit_parts(emitter, build, len(batches))
 
 
 def _emit_parts(emitter: AuditEmitter, build: Callable[[int, int], list[AuditMessage]],
@@ -122,7 +123,8 @@ def _emit_parts(emitter: AuditEmitter, build: Callable[[int, int], list[AuditMes
     repository, which hold connections a fork must not share), a forked process builds and emits
     the second half while this one does the first: two journal appends, each under the journal's
     lock with its own fsync, instead of one. An error on either side is raised here, after both
-    sides finished.
+    sides finished; if the child fails, dies or hangs (``CHILD_TIMEOUT``), its part is emitted
+    here, so a message may be journalled twice but never be missing.
     """
     if count < PARALLEL_MESSAGES or emitter.sender is not None or emitter.repository is not None:
         emitter.emit_many(build(0, count))
@@ -131,25 +133,33 @@ def _emit_parts(emitter: AuditEmitter, build: Callable[[int, int], list[AuditMes
     ctx = multiprocessing.get_context("fork")
     reader, writer = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_emit_child, args=(emitter, build, half, count, writer))
-    child.start()
+    try:
+        child.start()
+    except OSError:  # no fork (EAGAIN, ENOMEM): every message from here
+        reader.close()
+        writer.close()
+        emitter.emit_many(build(0, count))
+        return
     writer.close()
+    child_ok = False
     try:
         emitter.emit_many(build(0, half))
     finally:
-        try:
-            outcome: BaseException | None = reader.recv()
-        except EOFError:
-            outcome = None  # judged by the exit code below
-        except Exception as exc:  # the child's exception did not unpickle
-            outcome = AuditError(f"audit messages {half + 1}-{count} were not emitted: {exc!r}")
+        if reader.poll(CHILD_TIMEOUT):
+            try:
+                child_ok = reader.recv() is None  # None: emitted; an exception: it failed
+            except Exception:  # EOF (died) or an exception that did not unpickle
+                child_ok = False
         reader.close()
-        child.join()
-    if outcome is not None:
-        raise outcome
-    if child.exitcode != 0:
-        raise AuditError(f"the process emitting audit messages {half + 1}-{count} of a media scan "
-                         f"ended with exit code {child.exitcode}; they may be missing",
-                         remedy="check the audit journal and the disk, then scan again")
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+            child.join()
+        child_ok = child_ok and child.exitcode == 0
+    if not child_ok:
+        # the child died, hung or failed: emit its part here. A message may then be journalled
+        # twice; a missing one would break invariant 2 (everything security-relevant is audited).
+        emitter.emit_many(build(half, count))
 
 
 def _emit_child(emitter: AuditEmitter, build: Callable[[int, int], list[AuditMessage]],
@@ -167,6 +177,14 @@ def _emit_child(emitter: AuditEmitter, build: Callable[[int, int], list[AuditMes
         writer.close()
 
 
+def _audit_failure(emitter: AuditEmitter, settings: Settings, path: str, why: str) -> None:
+    """A scan that could not finish is still an attempted Data Import (outcome 8)."""
+    emitter.emit(builders.data_import(
+        user=settings.operator_name, station=settings.station_name, media_id=str(path),
+        patient_ids=[], study_uids=[], site=settings.site or None,
+        outcome=Outcome.SERIOUS_FAILURE, description=why))
+
+
 def run_scan(settings: Settings, path: str, options: ScanOptions,
              progress: ProgressFn | None = None, *, record: bool = True) -> MediumReport:
     """Scan ``path``, record the scan in the store and audit it; returns the report with its id.
@@ -176,17 +194,22 @@ def run_scan(settings: Settings, path: str, options: ScanOptions,
     MediumUnreadable
         The medium cannot be opened (audited as a failed Data Import before raising).
     """
-    from radguard.errors import MediumUnreadable
+    from radguard.errors import MediaError, MediumUnreadable, RadGuardError
 
     emitter = AuditEmitter.from_settings(settings)
     try:
         report = scan_medium(path, options, progress)
     except MediumUnreadable as exc:
-        emitter.emit(builders.data_import(
-            user=settings.operator_name, station=settings.station_name, media_id=str(path),
-            patient_ids=[], study_uids=[], site=settings.site or None,
-            outcome=Outcome.SERIOUS_FAILURE, description=f"medium unreadable: {exc.message}"))
+        _audit_failure(emitter, settings, path, f"medium unreadable: {exc.message}")
         raise
+    except RadGuardError as exc:
+        _audit_failure(emitter, settings, path, f"scan aborted: {exc.message}")
+        raise
+    except Exception as exc:  # a bug or a dead worker: audited, and a clean error for the CLI
+        _audit_failure(emitter, settings, path, f"scan aborted: {type(exc).__name__}: {exc}")
+        raise MediaError(f"the scan stopped: {type(exc).__name__}: {exc}", subject=str(path),
+                         remedy="nothing was imported; scan the medium again, and report the "
+                                "error if it repeats") from exc
     if record:
         from radguard.store import Store
 
