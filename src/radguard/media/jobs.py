@@ -103,7 +103,8 @@ def audit_scan(emitter: AuditEmitter, report: MediumReport, settings: Settings) 
             ))
         return messages
 
-    if report.verdict == Verdict.DANGEROUS:  # first: it must not wait for the Data Import parts
+    _emit_parts(emitter, build, len(batches))
+    if report.verdict == Verdict.DANGEROUS:
         dangerous = [f.path for f in report.files if f.verdict == Verdict.DANGEROUS][:20]
         emitter.emit(builders.security_alert(
             "110132", station=settings.station_name, subject=report.path,
@@ -111,7 +112,6 @@ def audit_scan(emitter: AuditEmitter, report: MediumReport, settings: Settings) 
             details=[f"dangerous file: {p}" for p in dangerous],
             description=f"dangerous content on outside medium: {c['dangerous']} files",
         ))
-    _emit_parts(emitter, build, len(batches))
 
 
 def _emit_parts(emitter: AuditEmitter, build: Callable[[int, int], list[AuditMessage]],
