@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -203,22 +203,34 @@ def _finding_row(
     asset_id: int | None,
     now: datetime,
 ) -> FindingRecord:
-    return FindingRecord(
-        scan_id=scan_id,
-        item_id=item_id,
-        asset_id=asset_id,
-        check_id=finding.check_id,
-        severity=finding.severity.label,
-        message=finding.message,
-        path=finding.evidence.path,
-        offset=finding.evidence.offset,
-        evidence=_json_safe(finding.evidence.to_dict()),
-        controls=[str(c) for c in finding.controls],
-        remedy=finding.remedy,
-        asset=finding.asset,
-        created_at=now,
-        fingerprint=fingerprint(finding),
-    )
+    return FindingRecord(**_finding_values(finding, scan_id=scan_id, item_id=item_id,
+                                           asset_id=asset_id, now=now))
+
+
+def _finding_values(
+    finding: Finding,
+    *,
+    scan_id: int | None,
+    item_id: int | None,
+    asset_id: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "scan_id": scan_id,
+        "item_id": item_id,
+        "asset_id": asset_id,
+        "check_id": finding.check_id,
+        "severity": finding.severity.label,
+        "message": finding.message,
+        "path": finding.evidence.path,
+        "offset": finding.evidence.offset,
+        "evidence": _json_safe(finding.evidence.to_dict()),
+        "controls": [str(c) for c in finding.controls],
+        "remedy": finding.remedy,
+        "asset": finding.asset,
+        "created_at": now,
+        "fingerprint": fingerprint(finding),
+    }
 
 
 def _finding_out(row: FindingRecord) -> StoredFinding:
@@ -363,17 +375,21 @@ def record_scan(
         )
         session.add(scan)
         session.flush()
-        for item in items:
-            row = ScanItem(
-                scan_id=scan.id, path=item.path, kind=item.kind, size=item.size,
-                sha256=item.sha256, verdict=_label(item.verdict), data=_json_safe(dict(item.data)),
-            )
-            session.add(row)
-            session.flush()
-            session.add_all(
-                _finding_row(f, scan_id=scan.id, item_id=row.id, asset_id=asset_id, now=now)
-                for f in item.findings
-            )
+        # bulk statements (insertmanyvalues with RETURNING in parameter order): a 20,000-file
+        # medium was 20,000 ORM flushes, 20 s, longer than the scan itself
+        item_list = list(items)
+        if item_list:
+            ids = session.scalars(
+                insert(ScanItem).returning(ScanItem.id, sort_by_parameter_order=True),
+                [{"scan_id": scan.id, "path": i.path, "kind": i.kind, "size": i.size,
+                  "sha256": i.sha256, "verdict": _label(i.verdict),
+                  "data": _json_safe(dict(i.data))} for i in item_list],
+            ).all()
+            rows = [_finding_values(f, scan_id=scan.id, item_id=item_id, asset_id=asset_id,
+                                    now=now)
+                    for item, item_id in zip(item_list, ids, strict=True) for f in item.findings]
+            if rows:
+                session.execute(insert(FindingRecord), rows)
         session.add_all(
             _finding_row(f, scan_id=scan.id, item_id=None, asset_id=asset_id, now=now)
             for f in findings
