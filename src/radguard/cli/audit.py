@@ -116,6 +116,9 @@ def serve(
                                             "wait (back-pressure).")] = 50_000,
     max_message: Annotated[int, typer.Option(help="Largest message kept whole (octets).")
                            ] = 4 * 1024 * 1024,
+    max_connections: Annotated[int, typer.Option(help="Open TCP/TLS connections per listener; "
+                                                 "more are closed at once (bounds memory).")
+                               ] = 512,
 ) -> None:
     """Receive audit messages until interrupted (Ctrl-C / SIGTERM), then drain and exit.
 
@@ -149,7 +152,7 @@ def serve(
                              cert=cert, key=key, client_ca=client_ca,
                              station=settings.station_name, parse_workers=parse_workers,
                              batch_size=batch_size, queue_size=queue_size,
-                             max_message=max_message)
+                             max_message=max_message, max_connections=max_connections)
         detector = None if no_detect else Detector(
             repo_setup.rule_pack(settings, rules), repo_setup.context(settings, store),
             disabled=section.get("disabled_rules", ()))

@@ -20,6 +20,9 @@ __all__ = ["DEFAULT_MAX_MESSAGE", "Deframer", "Frame", "Frames"]
 #: Largest message kept whole (octets). RFC 5425 4.3.1 asks receivers to take at least 2,048 and
 #: PS3.15 A.6 at least 32,768; audit messages naming thousands of instances are larger.
 DEFAULT_MAX_MESSAGE = 4 * 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 512
+"""Open TCP/TLS connections per listener: with one read buffer and one partial message each, about
+512 x 4.3 MiB at worst (a hospital's senders are tens to hundreds of devices)."""
 _MAX_LEN_DIGITS = 10
 
 

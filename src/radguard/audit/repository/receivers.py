@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from radguard.audit.repository.errors import ReceiverError
-from radguard.audit.repository.framing import DEFAULT_MAX_MESSAGE, Deframer
+from radguard.audit.repository.framing import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE, Deframer
 
 __all__ = ["Inlet", "Listener", "Received", "kernel_drops", "make_tls_context", "parse_hostport",
            "start_listener"]
@@ -230,9 +230,24 @@ class _Datagrams(asyncio.DatagramProtocol):
             self.inlet.count(peer, "dropped")
 
 
+async def _refuse_over_limit(listener: Listener, inlet: Inlet, writer: asyncio.StreamWriter,
+                             limit: int) -> bool:
+    """Close a connection beyond ``limit`` open ones at once, before reading a byte: each open
+    connection may hold one read and one partial message (up to ``max_message``), so the number
+    of connections is what bounds the receiver's memory. Counted as ``connections_refused``."""
+    if len(listener.connections) < limit:
+        return False
+    inlet.count(_peer(writer), "connections_refused")
+    writer.close()
+    with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
+        await writer.wait_closed()
+    return True
+
+
 async def start_listener(transport: str, host: str, port: int, inlet: Inlet, *,
                          tls: ssl.SSLContext | None = None,
                          max_message: int = DEFAULT_MAX_MESSAGE,
+                         max_connections: int = DEFAULT_MAX_CONNECTIONS,
                          udp_buffer: int = 8 * 1024 * 1024) -> Listener:
     """Bind and start one listener (``udp``, ``tcp`` or ``tls``).
 
@@ -260,6 +275,8 @@ async def start_listener(transport: str, host: str, port: int, inlet: Inlet, *,
         async def handle_tls(r: asyncio.StreamReader, w: asyncio.StreamWriter,
                              inner: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
                                              Awaitable[None]]) -> None:
+            if await _refuse_over_limit(listener, inlet, w, max_connections):
+                return
             task = asyncio.current_task()
             if task is not None:
                 listener.connections.add(task)
@@ -270,6 +287,8 @@ async def start_listener(transport: str, host: str, port: int, inlet: Inlet, *,
                     listener.connections.discard(task)
 
         async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            if await _refuse_over_limit(listener, inlet, w, max_connections):
+                return
             task = asyncio.current_task()
             if task is not None:
                 listener.connections.add(task)

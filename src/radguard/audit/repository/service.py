@@ -51,7 +51,7 @@ from radguard.audit.message import (
 from radguard.audit.repository.alerts import AlertSink
 from radguard.audit.repository.backlog import Backlog
 from radguard.audit.repository.detect import Alert, Detector
-from radguard.audit.repository.framing import DEFAULT_MAX_MESSAGE
+from radguard.audit.repository.framing import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_MESSAGE
 from radguard.audit.repository.parse import parse_message
 from radguard.audit.repository.pipeline import (
     CHUNK,
@@ -96,6 +96,8 @@ class ServeConfig:
     linger: float = 0.02
     parse_workers: int = 2
     max_message: int = DEFAULT_MAX_MESSAGE
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Open TCP/TLS connections per listener; more are closed at once (counted per peer)."""
     drain_timeout: float = 3.0
     tick: float = 1.0
 
@@ -183,7 +185,7 @@ class RepositoryService:
                 if where is not None:
                     self.listeners.append(await start_listener(
                         transport, where[0], where[1], self, tls=tls_ctx,
-                        max_message=c.max_message))
+                        max_message=c.max_message, max_connections=c.max_connections))
         except BaseException:
             for listener in self.listeners:
                 listener.close()
