@@ -86,16 +86,22 @@ def _listing(source: Path, output: Path) -> list[tuple[str, str]]:
     pending: list[tuple[str, str, tuple[str, ...]]] = [(str(source), str(output), ())]
     while pending:
         folder, out_folder, parts = pending.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_symlink():
-                    continue
-                if entry.is_dir():
-                    pending.append((entry.path, os.path.join(out_folder, entry.name),
-                                    (*parts, entry.name)))
-                elif entry.is_file():
-                    found.append(((*parts, entry.name), entry.path,
-                                  os.path.join(out_folder, entry.name)))
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            raise DeidError(f"cannot list the input folder: {exc.strerror or exc}", subject=folder,
+                            remedy="give read access to the folder, or leave it out of INPUT; "
+                                   "nothing is skipped silently") from exc
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                pending.append((entry.path, os.path.join(out_folder, entry.name),
+                                (*parts, entry.name)))
+            elif entry.is_file():
+                found.append(((*parts, entry.name), entry.path,
+                              os.path.join(out_folder, entry.name)))
     found.sort(key=lambda item: item[0])  # the order of sorted(rglob): by path components
     return [(src, dst) for _, src, dst in found]
 
