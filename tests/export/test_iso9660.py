@@ -152,12 +152,13 @@ def test_names_outside_level_1_are_refused(tmp_path: Path, rel: str) -> None:
     [IsoFile("A/B", HEAD_SECTORS, 0), IsoFile("A", HEAD_SECTORS, 0)],
     [IsoFile("A", 3, 0)],  # inside the descriptors
     [IsoFile("A", HEAD_SECTORS, 10 * SECTOR)],  # past the data written
+    [IsoFile("A", HEAD_SECTORS, 2 * SECTOR), IsoFile("B", HEAD_SECTORS + 1, 10)],  # overlap
 ])
 def test_clashes_and_extents_outside_the_data_are_refused(tmp_path: Path,
                                                           files: list[IsoFile]) -> None:
     fd = create_image(str(tmp_path / "t.iso"))
     try:
-        reserve(fd, SECTOR)
+        reserve(fd, 3 * SECTOR)
         with pytest.raises(ValueError):
             finish_image(fd, files, "X")
     finally:

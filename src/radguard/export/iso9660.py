@@ -297,8 +297,8 @@ def finish_image(fd: int, files: Sequence[IsoFile], label: str,
     Raises
     ------
     ValueError
-        A file ID outside level 1, deeper than 8 levels, given twice, or an extent outside the
-        data area.
+        A file ID outside level 1, deeper than 8 levels, given twice, an extent outside the
+        data area, or two files whose extents overlap.
     """
     t = (when or datetime.now(UTC)).astimezone(UTC)
     end = os.fstat(fd).st_size
@@ -307,6 +307,10 @@ def finish_image(fd: int, files: Sequence[IsoFile], label: str,
             raise ValueError(f"{f.rel!r} is larger than one ISO 9660 extent (4 GiB)")
         if f.extent < HEAD_SECTORS or (f.extent + sectors(f.size)) * SECTOR > end:
             raise ValueError(f"extent of {f.rel!r} is outside the image's data area")
+    used = sorted((f.extent, f.extent + sectors(f.size), f.rel) for f in files if f.size)
+    for (_s1, end1, rel1), (start2, _e2, rel2) in zip(used, used[1:], strict=False):
+        if start2 < end1:  # workers write at reserved extents: a clash would corrupt a file
+            raise ValueError(f"extents of {rel1!r} and {rel2!r} overlap")
     dirs = _tree(files)
     stamp = _stamp7(t)
     block = sectors(end)
