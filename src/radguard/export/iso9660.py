@@ -29,6 +29,7 @@ Ridge: no POSIX owners or modes on the disc.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import re
 import struct
@@ -308,7 +309,7 @@ def finish_image(fd: int, files: Sequence[IsoFile], label: str,
         if f.extent < HEAD_SECTORS or (f.extent + sectors(f.size)) * SECTOR > end:
             raise ValueError(f"extent of {f.rel!r} is outside the image's data area")
     used = sorted((f.extent, f.extent + sectors(f.size), f.rel) for f in files if f.size)
-    for (_s1, end1, rel1), (start2, _e2, rel2) in zip(used, used[1:], strict=False):
+    for (_s1, end1, rel1), (start2, _e2, rel2) in itertools.pairwise(used):
         if start2 < end1:  # workers write at reserved extents: a clash would corrupt a file
             raise ValueError(f"extents of {rel1!r} and {rel2!r} overlap")
     dirs = _tree(files)
