@@ -140,16 +140,10 @@ async def _deliver(inlet: Inlet, item: Received) -> None:
 
 
 async def _stream(inlet: Inlet, transport: str, max_message: int,
-                  tls: ssl.SSLContext | None, reader: asyncio.StreamReader,
-                  writer: asyncio.StreamWriter) -> None:
+                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read octet-counted frames (RFC 6587 3.4.1) until EOF; TLS is already up (:class:`_TlsAccept`)."""
     peer = _peer(writer)
     try:
-        if tls is not None:
-            try:
-                await asyncio.wait_for(writer.start_tls(tls), _HANDSHAKE_TIMEOUT)
-            except (ssl.SSLError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-                inlet.tls_failure(peer, f"{type(exc).__name__}: {exc}"[:300])
-                return
         deframer = Deframer(max_message)
         while True:
             chunk = await reader.read(_READ)
@@ -272,43 +266,24 @@ async def start_listener(transport: str, host: str, port: int, inlet: Inlet, *,
             raise ReceiverError("a TLS listener needs --cert and --key", subject=f"{host}:{port}")
         listener = Listener(transport, host, port)
 
-        async def handle_tls(r: asyncio.StreamReader, w: asyncio.StreamWriter,
-                             inner: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
-                                             Awaitable[None]]) -> None:
-            if await _refuse_over_limit(listener, inlet, w, max_connections):
-                return
-            task = asyncio.current_task()
-            if task is not None:
-                listener.connections.add(task)
-            try:
-                await inner(r, w)
-            finally:
-                if task is not None:
-                    listener.connections.discard(task)
-
         async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            """One connection (TCP, or TLS after :class:`_TlsAccept`'s handshake): refused past
+            ``max_connections``, tracked while open so shutdown can drain it."""
             if await _refuse_over_limit(listener, inlet, w, max_connections):
                 return
             task = asyncio.current_task()
             if task is not None:
                 listener.connections.add(task)
             try:
-                await _stream(inlet, transport, max_message,
-                              tls if transport == "tls" else None, r, w)
+                await _stream(inlet, transport, max_message, r, w)
             finally:
                 if task is not None:
                     listener.connections.discard(task)
 
         if transport == "tls" and tls is not None:
             ctx = tls
-
-            async def plain(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-                await _stream(inlet, transport, max_message, None, r, w)
-                return None
-
             server = await loop.create_server(
-                lambda: _TlsAccept(ctx, inlet, lambda r, w: handle_tls(r, w, plain)),
-                host, port, reuse_address=True)
+                lambda: _TlsAccept(ctx, inlet, handle), host, port, reuse_address=True)
         else:
             server = await asyncio.start_server(handle, host, port, limit=_READ,
                                                 reuse_address=True)
