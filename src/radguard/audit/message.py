@@ -21,6 +21,7 @@ from datetime import datetime
 
 from lxml import etree
 
+from radguard.audit._plainxml import write as write_plain
 from radguard.audit._xml import parse
 from radguard.errors import AuditSchemaError
 
@@ -177,7 +178,19 @@ class AuditMessage:
     objects: tuple[ParticipantObject, ...] = field(default=())
 
     def to_xml(self) -> bytes:
-        """The message as UTF-8 XML bytes (with an XML declaration, no BOM)."""
+        """The message as UTF-8 XML bytes (with an XML declaration, no BOM).
+
+        Messages whose text is all plain printable ASCII (nearly all: UIDs, IDs, codes, names of
+        stations and files) are written by :func:`._plainxml.write`, which builds the text with
+        ``str.join`` and is about five times cheaper than an lxml tree; any other message is
+        written by lxml (:meth:`to_xml_lxml`). Both give the same bytes (tested).
+        """
+        xml = write_plain(self)
+        return xml if xml is not None else self.to_xml_lxml()
+
+    def to_xml_lxml(self) -> bytes:
+        """:meth:`to_xml` through an lxml tree: escapes any text, refuses text that XML cannot hold
+        (``ValueError``)."""
         root = etree.Element("AuditMessage")
         _write_event(etree.SubElement(root, "EventIdentification"), self.event)
         for participant in self.participants:
