@@ -30,7 +30,7 @@ from radguard.audit import AuditEmitter, builders
 from radguard.audit.message import ActionCode, AuditMessage, Outcome
 from radguard.config import Settings
 from radguard.deid.errors import DeidError, DeidKeyError
-from radguard.deid.files import StagedWrites, deidentify_file, sync_dirs
+from radguard.deid.files import StagedWrites, deidentify_path, quiet_pydicom, sync_dirs
 from radguard.deid.options import DeidOptions
 from radguard.deid.report import DeidRunReport, FileDeidReport, FileStatus
 from radguard.deid.tables import table_versions
@@ -113,21 +113,32 @@ def _init(options: DeidOptions, limits: ReadLimits, resume: bool) -> tuple[Any, 
 def _one(state: tuple[Any, ...], item: tuple[str, str],
          staging: StagedWrites | None = None) -> FileDeidReport:
     options, limits, resume = state
-    src, dst = Path(item[0]), Path(item[1])
-    if resume and dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
-        return FileDeidReport(str(src), str(dst), FileStatus.DEIDENTIFIED,
+    src, dst = item
+    if resume and _done_before(src, dst):
+        return FileDeidReport(src, dst, FileStatus.DEIDENTIFIED,
                               message="already de-identified (resume)")
-    report: FileDeidReport = deidentify_file(src, dst, options, limits, staging=staging)
-    return report
+    return deidentify_path(src, dst, options, limits, staging=staging)
+
+
+def _done_before(src: str, dst: str) -> bool:
+    """An output that exists and is newer than its input (outputs get their name only once
+    durable, so an existing one is complete)."""
+    try:
+        return os.stat(dst).st_mtime >= os.stat(src).st_mtime
+    except OSError:
+        return False
 
 
 def _chunk(state: tuple[Any, ...], items: list[tuple[str, str]]) -> list[FileDeidReport]:
-    """One batch in a worker: every output staged (:class:`StagedWrites`), then all made durable
-    and renamed at once; a file counts as de-identified only once its output is durable and in
-    place (so ``resume``, which trusts existing outputs, stays correct after a crash)."""
+    """One batch in a worker: every output staged (:class:`StagedWrites`, flushed by this
+    process's ``fdatasync`` threads while the next files are done), then renamed once all are
+    durable; a file counts as de-identified only once its output is durable and in place (so
+    ``resume``, which trusts existing outputs, stays correct after a crash). pydicom is silenced
+    once for the batch (its messages quote values)."""
     staging = StagedWrites()
     try:
-        reports = [_one(state, item, staging) for item in items]
+        with quiet_pydicom():
+            reports = [_one(state, item, staging) for item in items]
         errors = staging.commit()
     except BaseException:
         staging.abort()

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 __all__ = ["StagedWrites", "sync_dirs", "write_atomic"]
 
-_MADE_DIRS: set[Path] = set()
+_MADE_DIRS: set[str] = set()
 """Output folders this process has already created (one ``mkdir`` per folder, not per file)."""
 _IOV_MAX = 1024
 
@@ -35,25 +37,27 @@ def _write_all(fd: int, data: bytes | Sequence[bytes | memoryview]) -> None:
             view = view[os.write(fd, view):]
 
 
-def _open_temporary(dst: Path) -> tuple[int, str]:
+def _open_temporary(dst: str | os.PathLike[str]) -> tuple[int, str]:
     """A new temporary file beside ``dst`` (its folder made once per process): (fd, path)."""
-    folder = dst.parent
+    dst = os.fspath(dst)
+    folder, name = os.path.split(dst)
+    folder = folder or "."
     if folder not in _MADE_DIRS:
-        folder.mkdir(parents=True, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         _MADE_DIRS.add(folder)
-    tmp = str(folder / f".{dst.name}.{os.getpid()}.part")
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.part")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     try:
         try:
             return os.open(tmp, flags, 0o644), tmp
         except FileNotFoundError:  # the folder went away since this process made it
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             return os.open(tmp, flags, 0o644), tmp
     except FileExistsError:  # left by a killed run with the same process id: a fresh name
-        return tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=folder)
+        return tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
 
 
-def write_atomic(data: bytes | Sequence[bytes | memoryview], dst: Path, *,
+def write_atomic(data: bytes | Sequence[bytes | memoryview], dst: str | os.PathLike[str], *,
                  commit: bool = True) -> str:
     """Write ``data`` to ``dst`` via a temporary file in the same folder, ``fdatasync`` it and
     rename it into place (the data are on disk before the name points at them; the folder entry
@@ -79,57 +83,101 @@ def write_atomic(data: bytes | Sequence[bytes | memoryview], dst: Path, *,
         raise
 
 
-_WRITEBACK = getattr(os, "POSIX_FADV_DONTNEED", None)
+class _Flusher:
+    """This process's ``fdatasync`` threads (:data:`FLUSH_THREADS`, started on first use and again
+    after a fork): they wait on the disk while the calling thread goes on de-identifying. Each
+    queued file is flushed by one of them, and the result (``None`` or the ``OSError``) is handed
+    back to its :class:`StagedWrites`."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.queue: queue.SimpleQueue[tuple[StagedWrites, int, str]] = queue.SimpleQueue()
+        for i in range(FLUSH_THREADS):
+            threading.Thread(target=self._run, name=f"radguard-fdatasync-{i}", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            owner, fd, tmp = self.queue.get()
+            error: OSError | None = None
+            try:
+                os.fdatasync(fd)
+            except OSError as exc:
+                error = exc
+            owner._flushed(tmp, error)
+
+
+FLUSH_THREADS = 2
+"""``fdatasync`` threads per process: concurrent calls share the file system's journal commits."""
+_FLUSHER: list[_Flusher] = []
+
+
+def _flusher() -> _Flusher:
+    """This process's :class:`_Flusher` (a forked worker starts its own: threads do not fork)."""
+    if not _FLUSHER or _FLUSHER[0].pid != os.getpid():
+        _FLUSHER[:] = [_Flusher()]
+    return _FLUSHER[0]
 
 
 class StagedWrites:
-    """The outputs of one batch, made durable together: same guarantee as :func:`write_atomic`.
+    """The outputs of one batch, each made durable before it is named: same guarantee as
+    :func:`write_atomic`, without the caller waiting on the disk file by file.
 
-    :meth:`stage` writes a temporary file and asks the kernel to start writing it back now
-    (``posix_fadvise(POSIX_FADV_DONTNEED)`` starts write-back of the dirty pages on Linux; it is a
-    hint, never the guarantee), so the disk works while the next files are de-identified.
-    :meth:`commit` then calls ``fdatasync`` on every temporary file (the guarantee: each file's data are
-    on disk; after the first one most have nothing left to wait for, and one journal commit
-    covers the batch) and only then renames them into place. A file is reported done only after
-    :meth:`commit` says it is durable and named; the folders are fsynced by :func:`sync_dirs`.
-    Never ``os.sync()`` or ``syncfs()``: they would flush other programs' data too.
+    :meth:`stage` writes a temporary file and queues it to this process's ``fdatasync`` threads
+    (:class:`_Flusher`), so the disk works while the caller de-identifies the next files.
+    :meth:`commit` waits until every staged file has been flushed (the guarantee: each file's data
+    are on disk), and only then renames the flushed ones into place. A file is reported done only
+    after :meth:`commit` says it is durable and named; the folders are fsynced by
+    :func:`sync_dirs`. Never ``os.sync()`` or ``syncfs()``: they would flush other programs' data
+    too.
     """
 
     def __init__(self) -> None:
-        self._staged: list[tuple[int, str, Path]] = []
+        self._staged: list[tuple[int, str, str | os.PathLike[str]]] = []
+        self._done: dict[str, OSError | None] = {}
+        self._cond = threading.Condition()
 
     def __len__(self) -> int:
         return len(self._staged)
 
-    def stage(self, data: bytes | Sequence[bytes | memoryview], dst: Path) -> str:
-        """Write ``data`` to a temporary file beside ``dst``; returns its path (not yet durable,
-        not yet renamed). Raises ``OSError`` (nothing left behind) when it cannot be written."""
+    def stage(self, data: bytes | Sequence[bytes | memoryview],
+              dst: str | os.PathLike[str]) -> str:
+        """Write ``data`` to a temporary file beside ``dst`` and queue it to be flushed; returns
+        its path (not yet known durable, not yet renamed). Raises ``OSError`` (nothing left
+        behind) when it cannot be written."""
         fd, tmp = _open_temporary(dst)
         try:
             _write_all(fd, data)
-            if _WRITEBACK is not None:
-                with contextlib.suppress(OSError):
-                    os.posix_fadvise(fd, 0, 0, _WRITEBACK)
         except BaseException:
             os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
         self._staged.append((fd, tmp, dst))
+        _flusher().queue.put((self, fd, tmp))
         return tmp
 
-    def commit(self) -> dict[str, OSError]:
-        """Flush every staged file, then rename the flushed ones into place; returns the error of
-        each temporary file that could not be made durable or renamed (it is removed)."""
-        errors: dict[str, OSError] = {}
-        staged, self._staged = self._staged, []
-        for fd, tmp, _ in staged:
-            try:
-                os.fdatasync(fd)
-            except OSError as exc:
-                errors[tmp] = exc
-            finally:
+    def _flushed(self, tmp: str, error: OSError | None) -> None:
+        with self._cond:
+            self._done[tmp] = error
+            self._cond.notify_all()
+
+    def _wait(self, staged: list[tuple[int, str, str | os.PathLike[str]]]) -> dict[str, OSError | None]:
+        """Wait until the flusher is done with every staged descriptor; close them."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._done) >= len(staged))
+            done, self._done = self._done, {}
+        for fd, _, _ in staged:
+            with contextlib.suppress(OSError):
                 os.close(fd)
+        return done
+
+    def commit(self) -> dict[str, OSError]:
+        """Wait for every staged file to be flushed, then rename the flushed ones into place;
+        returns the error of each temporary file that could not be made durable or renamed (it
+        is removed)."""
+        staged, self._staged = self._staged, []
+        done = self._wait(staged)
+        errors = {tmp: exc for tmp, exc in done.items() if exc is not None}
         for _, tmp, dst in staged:
             if tmp not in errors:
                 try:
@@ -142,11 +190,11 @@ class StagedWrites:
         return errors
 
     def abort(self) -> None:
-        """Close and remove every staged temporary file (nothing is renamed)."""
+        """Remove every staged temporary file (nothing is renamed); waits for the flusher to let
+        go of their descriptors first."""
         staged, self._staged = self._staged, []
-        for fd, tmp, _ in staged:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._wait(staged)
+        for _, tmp, _ in staged:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
 

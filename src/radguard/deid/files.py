@@ -35,8 +35,8 @@ from radguard.dicomio import MemorySource, ReadLimits, WalkResult, open_path, wa
 from radguard.errors import RadGuardError
 from radguard.findings import ControlRef, Evidence, Finding, Severity
 
-__all__ = ["REFUSING_PROBLEMS", "StagedWrites", "deidentify_file", "quiet_pydicom", "sync_dirs",
-           "write_atomic"]
+__all__ = ["REFUSING_PROBLEMS", "StagedWrites", "deidentify_file", "deidentify_path", "quiet_pydicom",
+           "sync_dirs", "write_atomic"]
 
 REFUSING_PROBLEMS = frozenset({"limit-exceeded", "malformed", "truncated", "value-past-eof",
                                "item-length-overrun", "invalid-vr"})
@@ -46,7 +46,7 @@ MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _CONTROLS = (ControlRef("NIST-CSF-2.0", "PR.DS-01"), ControlRef("HIPAA", "164.514(b)"))
 
 
-def _refuse(src: Path, check: str, message: str, remedy: str, offset: int | None = None,
+def _refuse(src: str, check: str, message: str, remedy: str, offset: int | None = None,
             severity: Severity = Severity.MEDIUM) -> FileDeidReport:
     finding = Finding(check, severity, message, Evidence(str(src), offset), _CONTROLS, remedy,
                       asset=str(src))
@@ -110,10 +110,11 @@ def deidentify_file(src: Path, dst: Path, options: DeidOptions,
     ``"pydicom"`` forces the pydicom path (used to prove both give the same data sets).
     """
     with quiet_pydicom():
-        return _deidentify_file(Path(src), Path(dst), options, limits, commit, engine, staging)
+        return deidentify_path(os.fspath(src), os.fspath(dst), options, limits, commit=commit,
+                               engine=engine, staging=staging)
 
 
-def _write(data: bytes | Sequence[bytes | memoryview], dst: Path, commit: bool,
+def _write(data: bytes | Sequence[bytes | memoryview], dst: str, commit: bool,
            staging: StagedWrites | None) -> str | None:
     """Write the output: staged in the batch, or durable on its own; returns the temporary file
     still pending (``None`` when the output is already in place)."""
@@ -123,7 +124,7 @@ def _write(data: bytes | Sequence[bytes | memoryview], dst: Path, commit: bool,
     return None if commit else tmp
 
 
-def _fast(src: Path, dst: Path, data: bytes | None, result: WalkResult, options: DeidOptions,
+def _fast(src: str, dst: str, data: bytes | None, result: WalkResult, options: DeidOptions,
           commit: bool, staging: StagedWrites | None) -> FileDeidReport | str:
     """The byte-level path (:mod:`.fastpath`): a report, or why this file needs the pydicom path."""
     from radguard.deid.fastpath import Fallback, deidentify_bytes
@@ -139,21 +140,23 @@ def _fast(src: Path, dst: Path, data: bytes | None, result: WalkResult, options:
     except Exception as exc:  # an unexpected structure: the pydicom path decides
         return f"byte-level path failed ({type(exc).__name__})"
     if options.rename and out.sop_instance_uid:
-        dst = dst.parent / f"{out.sop_instance_uid}.dcm"
+        dst = os.path.join(os.path.dirname(dst), f"{out.sop_instance_uid}.dcm")
     try:
         tmp = _write(out.pieces, dst, commit, staging)
     except OSError as exc:
-        return FileDeidReport(str(src), str(dst), FileStatus.FAILED, out.changes,
+        return FileDeidReport(src, dst, FileStatus.FAILED, out.changes,
                               message=f"cannot write output: {exc.strerror}", engine="bytes")
-    return FileDeidReport(str(src), str(dst), FileStatus.DEIDENTIFIED, out.changes,
-                          pending=tmp, engine="bytes")
+    return FileDeidReport(src, dst, FileStatus.DEIDENTIFIED, out.changes, pending=tmp,
+                          engine="bytes")
 
 
-def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
-                     limits: ReadLimits | None, commit: bool, engine: str,
-                     staging: StagedWrites | None) -> FileDeidReport:
+def deidentify_path(src: str, dst: str, options: DeidOptions, limits: ReadLimits | None = None,
+                    *, commit: bool = True, engine: str = "auto",
+                    staging: StagedWrites | None = None) -> FileDeidReport:
+    """:func:`deidentify_file` on path strings, without silencing pydicom: the caller does (a
+    batch wraps all its files in one :func:`quiet_pydicom`)."""
     with contextlib.suppress(OSError):
-        if dst.exists() and os.path.samefile(src, dst):
+        if os.path.samefile(src, dst):  # raises when dst does not exist (the usual case)
             return _refuse(src, "deid.output-is-input", "the output would overwrite the input",
                            "choose an --out folder outside the input", severity=Severity.HIGH)
     try:
@@ -185,7 +188,7 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
                 return fast
             fallback = fast
         try:
-            ds = pydicom.dcmread(io.BytesIO(data) if data is not None else str(src), force=True)
+            ds = pydicom.dcmread(io.BytesIO(data) if data is not None else src, force=True)
         except Exception as exc:  # pydicom's many errors become one finding
             return replace(_refuse(src, "deid.unreadable", f"pydicom cannot parse it "
                                    f"({type(exc).__name__})", "run 'radguard media scan' on it"),
@@ -217,13 +220,13 @@ def _deidentify_file(src: Path, dst: Path, options: DeidOptions,
                                f"({type(exc).__name__}: {str(exc)[:120]})",
                                "report this file's structure"), fallback=fallback)
     if options.rename and "SOPInstanceUID" in ds:
-        dst = dst.parent / f"{ds.SOPInstanceUID}.dcm"
+        dst = os.path.join(os.path.dirname(dst), f"{ds.SOPInstanceUID}.dcm")
     try:
         tmp = _write(out.getvalue(), dst, commit, staging)
     except OSError as exc:
-        return FileDeidReport(str(src), str(dst), FileStatus.FAILED, changes,
+        return FileDeidReport(src, dst, FileStatus.FAILED, changes,
                               message=f"cannot write output: {exc.strerror}", engine="pydicom",
                               fallback=fallback)
     status = FileStatus.INCOMPLETE if changes.uncleaned else FileStatus.DEIDENTIFIED
-    return FileDeidReport(str(src), str(dst), status, changes, pending=tmp,
+    return FileDeidReport(src, dst, status, changes, pending=tmp,
                           engine="pydicom", fallback=fallback)
