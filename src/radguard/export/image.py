@@ -16,13 +16,14 @@ import contextlib
 import errno
 import io
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from radguard.export.cms import Digests, EnvelopeHead, Recipients, envelope_body
-from radguard.export.errors import TargetExists
+from radguard.export.errors import ExportError, TargetExists
 from radguard.export.iso9660 import SECTOR, ExtentWriter, IsoFile, reserve
 
-__all__ = ["add_bytes", "add_envelope", "blank", "copy_extent", "publish"]
+__all__ = ["add_bytes", "add_envelope", "beside", "blank", "copy_extent", "publish"]
 
 _BLOCK = 1024 * 1024
 
@@ -61,6 +62,48 @@ def blank(fd: int, offset: int, length: int) -> None:
     end = offset + length
     while offset < end:
         offset += os.pwrite(fd, zeros[: end - offset], offset)
+
+
+@contextlib.contextmanager
+def beside(work: Callable[[], None]) -> Iterator[None]:
+    """Run ``work`` in a forked child process while the ``with`` body runs in this one, and wait
+    for it when the body ends (used to write an image's directories while the DICOMDIR and the
+    manifest are made: both cores busy instead of one). ``work`` must only write to descriptors
+    (``pwrite``); nothing it changes in memory comes back.
+
+    Raises
+    ------
+    ExportError
+        ``work`` failed or its process died (after the body completed without an error).
+    """
+    if not hasattr(os, "fork"):
+        work()
+        yield
+        return
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no cleanup handlers, no buffers flushed, only os._exit
+        code = 0
+        try:
+            os.close(r)
+            work()
+        except BaseException as exc:
+            code = 1
+            with contextlib.suppress(BaseException):
+                os.write(w, f"{type(exc).__name__}: {exc}".encode()[:4000])
+        finally:
+            os._exit(code)
+    os.close(w)
+    try:
+        yield
+    finally:
+        with os.fdopen(r, "rb") as fh:
+            message = fh.read(4000).decode(errors="replace")
+        status = os.waitpid(pid, 0)[1]
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise ExportError("writing the image's directories failed"
+                          + (f": {message}" if message else f" (status {status})"),
+                          remedy="run the export again; report it if it persists")
 
 
 def publish(fd: int, tmp: Path, target: Path) -> None:

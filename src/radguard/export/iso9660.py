@@ -37,8 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["HEAD_SECTORS", "MAX_FILE", "SECTOR", "ExtentWriter", "IsoFile", "create_image", "finish_image",
-           "reserve", "sectors", "volume_label"]
+__all__ = ["HEAD_SECTORS", "MAX_FILE", "SECTOR", "Directories", "ExtentWriter", "IsoFile",
+           "create_image", "finish_image", "reserve", "sectors", "volume_label"]
 
 SECTOR = 2048
 HEAD_SECTORS = 19  # system area 0-15, PVD 16, Joliet SVD 17, terminator 18
@@ -63,11 +63,11 @@ class _Dir:
     name: str  # "" for the root
     parent: _Dir | None
     dirs: dict[str, _Dir] = field(default_factory=dict)
-    files: list[IsoFile] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # file IDs, resolved when written
     number: int = 0  # path table directory number (1 = root)
     extent: list[int] = field(default_factory=lambda: [0, 0])  # ISO 9660, Joliet: first sector
     size: list[int] = field(default_factory=lambda: [0, 0])  # ISO 9660, Joliet: whole sectors
-    sorted: list[list[tuple[bytes, _Dir | IsoFile]] | None] = field(
+    sorted: list[list[tuple[bytes, _Dir | str]] | None] = field(
         default_factory=lambda: [None, None])
 
     @property
@@ -172,20 +172,20 @@ def _packed_size(lengths: Sequence[int]) -> int:
     return sectors(used) * SECTOR
 
 
-def _children(d: _Dir, joliet: bool) -> list[tuple[bytes, _Dir | IsoFile]]:
+def _children(d: _Dir, joliet: bool) -> list[tuple[bytes, _Dir | str]]:
     """The records of ``d`` after ``.`` and ``..``, sorted (ECMA-119 9.3); computed once."""
     j = int(joliet)
     if d.sorted[j] is None:
         if joliet:
-            items: list[tuple[bytes, _Dir | IsoFile]] = [
+            items: list[tuple[bytes, _Dir | str]] = [
                 (n.encode("utf-16-be"), c) for n, c in d.dirs.items()]
-            items += [(f.rel.rsplit("/", 1)[-1].encode("utf-16-be"), f) for f in d.files]
+            items += [(f.rsplit("/", 1)[-1].encode("utf-16-be"), f) for f in d.files]
             d.sorted[j] = sorted(items, key=lambda x: x[0])
         else:
-            named: list[tuple[tuple[str, str], bytes, _Dir | IsoFile]] = [
+            named: list[tuple[tuple[str, str], bytes, _Dir | str]] = [
                 (_sort_key(n), _iso_id(n, True), c) for n, c in d.dirs.items()]
             for f in d.files:
-                n = f.rel.rsplit("/", 1)[-1]
+                n = f.rsplit("/", 1)[-1]
                 named.append((_sort_key(n), _iso_id(n, False), f))
             d.sorted[j] = [(ident, c) for _k, ident, c in sorted(named, key=lambda x: x[0])]
     out = d.sorted[j]
@@ -193,7 +193,7 @@ def _children(d: _Dir, joliet: bool) -> list[tuple[bytes, _Dir | IsoFile]]:
     return out
 
 
-def _directory(d: _Dir, j: int, stamp: bytes) -> bytes:
+def _directory(d: _Dir, j: int, stamp: bytes, files: dict[str, IsoFile]) -> bytes:
     parent = d.parent or d
     recs = [_record(b"\x00", d.extent[j], d.size[j], True, stamp),
             _record(b"\x01", parent.extent[j], parent.size[j], True, stamp)]
@@ -201,7 +201,8 @@ def _directory(d: _Dir, j: int, stamp: bytes) -> bytes:
         if isinstance(c, _Dir):
             recs.append(_record(ident, c.extent[j], c.size[j], True, stamp))
         else:
-            recs.append(_record(ident, c.extent, c.size, False, stamp))
+            f = files[c]
+            recs.append(_record(ident, f.extent, f.size, False, stamp))
     return _pack(recs)
 
 
@@ -221,23 +222,23 @@ def _path_table(dirs: Sequence[_Dir], j: int, big: bool) -> bytes:
     return bytes(out)
 
 
-def _tree(files: Sequence[IsoFile]) -> list[_Dir]:
+def _tree(rels: Sequence[str]) -> list[_Dir]:
     """Directories in path table order (6.9.1), numbered from 1."""
     root = _Dir("", None)
     seen: set[str] = set()
-    for f in files:
-        parts = f.rel.split("/")
+    for rel in rels:
+        parts = rel.split("/")
         if (len(parts) > MAX_LEVELS or not all(_NAME.fullmatch(p) for p in parts[:-1])
                 or not _FILE.fullmatch(parts[-1])):
-            raise ValueError(f"not an ISO 9660 level 1 file ID: {f.rel!r}")
+            raise ValueError(f"not an ISO 9660 level 1 file ID: {rel!r}")
         d = root
         for p in parts[:-1]:
             d = d.dirs.setdefault(p, _Dir(p, d))
-        if (parts[-1] in d.dirs or f.rel in seen
+        if (parts[-1] in d.dirs or rel in seen
                 or any("/".join(parts[:i]) in seen for i in range(1, len(parts)))):
-            raise ValueError(f"file ID given twice or also a directory: {f.rel!r}")
-        seen.add(f.rel)
-        d.files.append(f)
+            raise ValueError(f"file ID given twice or also a directory: {rel!r}")
+        seen.add(rel)
+        d.files.append(rel)
     order, level = [root], [root]
     while level:
         nxt: list[_Dir] = []
@@ -290,6 +291,111 @@ def volume_label(label: str) -> str:
     return _D_LABEL.sub("_", label.upper())[:32]
 
 
+def _check(files: Sequence[IsoFile], end: int, area: tuple[int, int] | None = None) -> None:
+    """Every extent inside the data area (after the head, before byte ``end``), none overlapping
+    another or the directory ``area`` (first sector, end sector)."""
+    for f in files:
+        if f.size >= MAX_FILE:
+            raise ValueError(f"{f.rel!r} is larger than one ISO 9660 extent (4 GiB)")
+        if f.extent < HEAD_SECTORS or (f.extent + sectors(f.size)) * SECTOR > end:
+            raise ValueError(f"extent of {f.rel!r} is outside the image's data area")
+    used = sorted((f.extent, f.extent + sectors(f.size), f.rel) for f in files if f.size)
+    if area is not None:
+        used = sorted([*used, (area[0], area[1], "(directories)")])
+    for (_s1, end1, rel1), (start2, _e2, rel2) in itertools.pairwise(used):
+        if start2 < end1:  # workers write at reserved extents: a clash would corrupt a file
+            raise ValueError(f"extents of {rel1!r} and {rel2!r} overlap")
+
+
+class Directories:
+    """Both hierarchies (ISO 9660 and Joliet) of an image, planned from the file IDs alone.
+
+    A directory's size depends only on the names in it (9.1: a record's length is that of its
+    identifier), so :meth:`plan` can reserve the path tables and every directory before the
+    files' extents are all known. That lets an export write the directories below the root
+    (:meth:`write_subtrees`, thousands of them) in another process while the files of the root
+    (DICOMDIR, README.TXT, manifest) are still being made; :meth:`finish` then writes the two
+    root directories, the path tables and the volume descriptors.
+    """
+
+    def __init__(self, rels: Sequence[str], dirs: list[_Dir], tables: list[tuple[int, int, int]],
+                 area: tuple[int, int], when: datetime):
+        self.rels, self.dirs, self.tables, self.area, self.when = rels, dirs, tables, area, when
+
+    @classmethod
+    def plan(cls, fd: int, rels: Sequence[str], when: datetime | None = None) -> Directories:
+        """Check the file IDs ``rels`` and reserve the path tables and directories of both
+        hierarchies at the end of the image.
+
+        Raises
+        ------
+        ValueError
+            A file ID outside level 1, deeper than 8 levels, or given twice.
+        """
+        t = (when or datetime.now(UTC)).astimezone(UTC)
+        dirs = _tree(rels)
+        sizes = []
+        for j in (0, 1):
+            size = sum(8 + n + n % 2 for n in (len(_path_id(d, j)) for d in dirs))
+            sizes.append(size)
+            for d in dirs:  # a record's length does not depend on extents
+                d.size[j] = _packed_size([34, 34] + [33 + len(ident) + 1 - len(ident) % 2
+                                                     for ident, _c in _children(d, bool(j))])
+        total = (sum(2 * sectors(n) for n in sizes)
+                 + sum(sectors(d.size[j]) for j in (0, 1) for d in dirs))
+        block = first = reserve(fd, total * SECTOR) // SECTOR
+        tables: list[tuple[int, int, int]] = []  # per hierarchy: (size, L sector, M sector)
+        for n in sizes:
+            tables.append((n, block, block + sectors(n)))
+            block += 2 * sectors(n)
+        for j in (0, 1):
+            for d in dirs:
+                d.extent[j] = block
+                block += sectors(d.size[j])
+        return cls(list(rels), dirs, tables, (first, block), t)
+
+    def write_subtrees(self, fd: int, files: Sequence[IsoFile]) -> None:
+        """Write every directory but the two roots (needs the extents of the files below them)."""
+        by_rel = {f.rel: f for f in files}
+        stamp = _stamp7(self.when)
+        for j in (0, 1):
+            if len(self.dirs) > 1:
+                data = b"".join(_directory(d, j, stamp, by_rel) for d in self.dirs[1:])
+                os.pwrite(fd, data, self.dirs[1].extent[j] * SECTOR)
+
+    def finish(self, fd: int, files: Sequence[IsoFile], label: str) -> int:
+        """Check ``files`` (exactly the planned file IDs, extents inside the data and apart),
+        write the roots, the path tables and the volume descriptors; return the image size. The
+        caller fsyncs and renames.
+
+        Raises
+        ------
+        ValueError
+            A file missing or not planned, an extent outside the data area, or two extents that
+            overlap (each other or the directories).
+        """
+        end = os.fstat(fd).st_size
+        _check(files, end, self.area)
+        if sorted(f.rel for f in files) != sorted(self.rels):
+            raise ValueError("the files differ from the planned file IDs")
+        by_rel = {f.rel: f for f in files}
+        stamp = _stamp7(self.when)
+        root = self.dirs[0]
+        for j in (0, 1):
+            os.pwrite(fd, _directory(root, j, stamp, by_rel), root.extent[j] * SECTOR)
+            _size, l_at, m_at = self.tables[j]
+            for big, at in ((False, l_at), (True, m_at)):
+                os.pwrite(fd, _path_table(self.dirs, j, big), at * SECTOR)
+        space = sectors(end)
+        os.ftruncate(fd, space * SECTOR)
+        label = volume_label(label)
+        head = b"".join(_descriptor(bool(j), label, space, self.tables[j][0], self.tables[j][1],
+                                    self.tables[j][2], root, self.when) for j in (0, 1))
+        head += (b"\xffCD001\x01").ljust(SECTOR, b"\x00")
+        os.pwrite(fd, head, 16 * SECTOR)
+        return space * SECTOR
+
+
 def finish_image(fd: int, files: Sequence[IsoFile], label: str,
                  when: datetime | None = None) -> int:
     """Append both hierarchies for ``files`` (already in the image) and write the volume
@@ -301,46 +407,7 @@ def finish_image(fd: int, files: Sequence[IsoFile], label: str,
         A file ID outside level 1, deeper than 8 levels, given twice, an extent outside the
         data area, or two files whose extents overlap.
     """
-    t = (when or datetime.now(UTC)).astimezone(UTC)
-    end = os.fstat(fd).st_size
-    for f in files:
-        if f.size >= MAX_FILE:
-            raise ValueError(f"{f.rel!r} is larger than one ISO 9660 extent (4 GiB)")
-        if f.extent < HEAD_SECTORS or (f.extent + sectors(f.size)) * SECTOR > end:
-            raise ValueError(f"extent of {f.rel!r} is outside the image's data area")
-    used = sorted((f.extent, f.extent + sectors(f.size), f.rel) for f in files if f.size)
-    for (_s1, end1, rel1), (start2, _e2, rel2) in itertools.pairwise(used):
-        if start2 < end1:  # workers write at reserved extents: a clash would corrupt a file
-            raise ValueError(f"extents of {rel1!r} and {rel2!r} overlap")
-    dirs = _tree(files)
-    stamp = _stamp7(t)
-    block = sectors(end)
-    tables: list[tuple[int, int, int]] = []  # per hierarchy: (size, L sector, M sector)
-    for j in (0, 1):
-        size = sum(8 + n + n % 2 for n in (len(_path_id(d, j)) for d in dirs))
-        tables.append((size, block, block + sectors(size)))
-        block += 2 * sectors(size)
-    for j in (0, 1):
-        for d in dirs:  # sizes first: a record's length does not depend on extents
-            d.size[j] = _packed_size([34, 34] + [33 + len(ident) + 1 - len(ident) % 2
-                                                 for ident, _c in _children(d, bool(j))])
-        for d in dirs:
-            d.extent[j] = block
-            block += sectors(d.size[j])
-    chunks = []
-    for j in (0, 1):
-        for big in (False, True):
-            data = _path_table(dirs, j, big)
-            chunks.append(data + bytes(sectors(len(data)) * SECTOR - len(data)))
-    for j in (0, 1):
-        chunks += [_directory(d, j, stamp) for d in dirs]
-    tail = b"".join(chunks)
-    os.pwrite(fd, tail, sectors(end) * SECTOR)
-    space = block
-    os.ftruncate(fd, space * SECTOR)
-    label = volume_label(label)
-    head = b"".join(_descriptor(bool(j), label, space, tables[j][0], tables[j][1], tables[j][2],
-                                dirs[0], t) for j in (0, 1))
-    head += (b"\xffCD001\x01").ljust(SECTOR, b"\x00")
-    os.pwrite(fd, head, 16 * SECTOR)
-    return space * SECTOR
+    _check(files, os.fstat(fd).st_size)
+    dirs = Directories.plan(fd, [f.rel for f in files], when)
+    dirs.write_subtrees(fd, files)
+    return dirs.finish(fd, files, label)

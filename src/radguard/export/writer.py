@@ -53,9 +53,9 @@ from radguard.export.dicomdir import (
     display,
 )
 from radguard.export.errors import ExportError, NothingToExport, TargetExists
-from radguard.export.image import add_bytes, add_envelope, blank, copy_extent, publish
+from radguard.export.image import add_bytes, add_envelope, beside, blank, copy_extent, publish
 from radguard.export.interface import ExportOptions, ExportResult, MediumResult
-from radguard.export.iso9660 import MAX_FILE, SECTOR, IsoFile, create_image, finish_image
+from radguard.export.iso9660 import MAX_FILE, SECTOR, Directories, IsoFile, create_image
 from radguard.export.layout import FIXED, MediumPlan, estimate_size, plan_media
 from radguard.export.manifest import MANIFEST, SIGNATURE, Entry, Manifest
 from radguard.export.passwords import check_password
@@ -159,6 +159,10 @@ class _Job:
                                  d.content_sha256 if enveloped else None))
         return leaves, entries
 
+    def text_names(self) -> list[str]:
+        """The names :meth:`texts` gives, known before the texts are."""
+        return ["README.TXT", "INDEX.HTM"] if self.options.index_html else ["README.TXT"]
+
     def texts(self, plan: MediumPlan, leaves: Sequence[Leaf],
               entries: Sequence[Entry]) -> list[tuple[str, bytes]]:
         """README.TXT and INDEX.HTM of the medium."""
@@ -240,22 +244,29 @@ class _Job:
                     isos.append(IsoFile(pf.rel, p.staged.offset // SECTOR, e.size))
                 else:
                     isos.append(copy_extent(pack, p.staged.offset, fd, pf.rel, e.size))
-            dicomdir = build_dicomdir(leaves)
-            if self.recipients is not None:
-                f, d = add_envelope(fd, "DICOMDIR", dicomdir, self.recipients)
-                entries.append(Entry("DICOMDIR", d.stored_size, d.stored_sha256, True,
-                                     d.content_size, d.content_sha256))
-            else:
-                f = add_bytes(fd, "DICOMDIR", dicomdir)
-                entries.append(Entry("DICOMDIR", len(dicomdir),
-                                     hashlib.sha256(dicomdir).hexdigest(), False))
-            isos.append(f)
-            for rel, data in self.texts(plan, leaves, entries):
-                isos.append(add_bytes(fd, rel, data))
-                entries.append(Entry(rel, len(data), hashlib.sha256(data).hexdigest(), False))
-            body, sig = self.manifest(plan, entries).signed(self.signer)
-            isos += [add_bytes(fd, MANIFEST, body), add_bytes(fd, SIGNATURE, sig)]
-            size = finish_image(fd, isos, self.options.label)
+            # the directories depend on the names only: planned now, those below the root
+            # written by another process while the root's files are made
+            dirs = Directories.plan(fd, [f.rel for f in isos] + [
+                "DICOMDIR", *self.text_names(), MANIFEST, SIGNATURE])
+            below = tuple(isos)
+            with beside(lambda: dirs.write_subtrees(fd, below)):
+                dicomdir = build_dicomdir(leaves)
+                if self.recipients is not None:
+                    f, d = add_envelope(fd, "DICOMDIR", dicomdir, self.recipients)
+                    entries.append(Entry("DICOMDIR", d.stored_size, d.stored_sha256, True,
+                                         d.content_size, d.content_sha256))
+                else:
+                    f = add_bytes(fd, "DICOMDIR", dicomdir)
+                    entries.append(Entry("DICOMDIR", len(dicomdir),
+                                         hashlib.sha256(dicomdir).hexdigest(), False))
+                isos.append(f)
+                for rel, data in self.texts(plan, leaves, entries):
+                    isos.append(add_bytes(fd, rel, data))
+                    entries.append(Entry(rel, len(data), hashlib.sha256(data).hexdigest(),
+                                         False))
+                body, sig = self.manifest(plan, entries).signed(self.signer)
+                isos += [add_bytes(fd, MANIFEST, body), add_bytes(fd, SIGNATURE, sig)]
+            size = dirs.finish(fd, isos, self.options.label)
             _check_fits(size, self.options.media, target)
             publish(fd, path, target)
         finally:
