@@ -38,9 +38,12 @@ MAX_DEPTH = 64
 _HDR = struct.Struct("<HH").unpack_from
 _U16 = struct.Struct("<H").unpack_from
 _U32 = struct.Struct("<I").unpack_from
-_LE = (_HDR, _U16, _U32)
+_LE = (_HDR, _U16, _U32, struct.Struct("<HH2sH").unpack_from, struct.Struct("<HHI").unpack_from)
 _BE = (struct.Struct(">HH").unpack_from, struct.Struct(">H").unpack_from,
-       struct.Struct(">I").unpack_from)
+       struct.Struct(">I").unpack_from, struct.Struct(">HH2sH").unpack_from,
+       struct.Struct(">HHI").unpack_from)
+"""Per byte order: tag, u16, u32, Explicit VR header (tag, VR, short length), Implicit VR header
+(tag, length): one ``unpack_from`` per element header."""
 _LONG = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"))
 _VR_TEXT = {vr.encode("ascii"): vr for vr in (
     "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF", "OL",
@@ -79,13 +82,27 @@ class Element(NamedTuple):
     implicit_items: bool = False
 
 
+_IMPLICIT: dict[int, str] = {}
+"""Implicit VR of each tag seen (PS3.6 via :func:`implicit_vr`); bounded by :data:`_IMPLICIT_MAX`."""
+_IMPLICIT_MAX = 65536
+
+
 def _implicit(tag: int) -> str:
-    return implicit_vr(tag).decode("ascii")
+    vr = _IMPLICIT.get(tag)
+    if vr is None:
+        vr = implicit_vr(tag).decode("ascii")
+        if len(_IMPLICIT) < _IMPLICIT_MAX:
+            _IMPLICIT[tag] = vr
+    return vr
+
+
+_new_element = tuple.__new__
+"""``Element`` and ``Item`` made without the named tuple's Python-level ``__new__`` (one call per element)."""
 
 
 def _fragments(buf: bytes, pos: int, end: int, fmt: tuple[Any, ...]) -> int:
     """Skip encapsulated pixel data items (PS3.5 A.4); return the offset after the delimiter."""
-    _HDR, _, _U32 = fmt
+    _HDR, _, _U32, _, _ = fmt
     while pos + 8 <= end:
         group, elem = _HDR(buf, pos)
         length = _U32(buf, pos + 4)[0]
@@ -100,7 +117,7 @@ def _fragments(buf: bytes, pos: int, end: int, fmt: tuple[Any, ...]) -> int:
 
 def _items(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
            undefined: bool, fmt: tuple[Any, ...] = _LE) -> tuple[tuple[Item, ...], int]:
-    _HDR, _, _U32 = fmt
+    _HDR, _, _U32, _, _ = fmt
     if depth > MAX_DEPTH:
         raise ElementError("sequences nested too deeply")
     items: list[Item] = []
@@ -119,14 +136,14 @@ def _items(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
         start = pos + 8
         if length == UNDEFINED:
             elements, stop, after = _elements(buf, start, end, explicit, depth, True, fmt)
-            items.append(Item(pos, start, stop, after, True, elements))
+            items.append(_new_element(Item, (pos, start, stop, after, True, elements)))
             pos = after
         else:
             if start + length > end:
                 raise ElementError("item past the end of its sequence")
             elements, stop, after = _elements(buf, start, start + length, explicit, depth,
                                               False, fmt)
-            items.append(Item(pos, start, stop, after, False, elements))
+            items.append(_new_element(Item, (pos, start, stop, after, False, elements)))
             pos = after
     if undefined:
         raise ElementError("undefined-length sequence without a delimiter")
@@ -136,43 +153,49 @@ def _items(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
 def _elements(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
               undefined: bool, fmt: tuple[Any, ...] = _LE) -> tuple[tuple[Element, ...], int, int]:
     """Elements from ``pos``; returns (elements, end of content, end after the delimiter)."""
-    _HDR, _U16, _U32 = fmt
+    _, _, _U32, explicit_header, implicit_header = fmt
     out: list[Element] = []
-    vr_text = _VR_TEXT
+    append = out.append
+    vr_text, long_vrs, implicit_cache = _VR_TEXT, _LONG, _IMPLICIT
     while pos < end:
         if pos + 8 > end:
             raise ElementError("element header cut short")
-        group, elem = _HDR(buf, pos)
-        tag = (group << 16) | elem
-        if group == 0xFFFE:
-            if tag == ITEM_DELIM and undefined:
-                return tuple(out), pos, pos + 8
-            raise ElementError("unexpected delimiter")
         if explicit:
-            vr = vr_text.get(buf[pos + 4:pos + 6])
+            group, elem, vr_bytes, length = explicit_header(buf, pos)
+            tag = (group << 16) | elem
+            if group == 0xFFFE:
+                if tag == ITEM_DELIM and undefined:
+                    return tuple(out), pos, pos + 8
+                raise ElementError("unexpected delimiter")
+            vr = vr_text.get(vr_bytes)
             if vr is None:
                 raise ElementError("invalid VR")
-            if vr in _LONG:
+            if vr in long_vrs:
                 if pos + 12 > end:
                     raise ElementError("element header cut short")
                 length = _U32(buf, pos + 8)[0]
                 vpos = pos + 12
             else:
-                length = _U16(buf, pos + 6)[0]
                 vpos = pos + 8
         else:
-            vr = _implicit(tag)
-            length = _U32(buf, pos + 4)[0]
+            group, elem, length = implicit_header(buf, pos)
+            tag = (group << 16) | elem
+            if group == 0xFFFE:
+                if tag == ITEM_DELIM and undefined:
+                    return tuple(out), pos, pos + 8
+                raise ElementError("unexpected delimiter")
+            vr = implicit_cache.get(tag) or _implicit(tag)
             vpos = pos + 8
-        items: tuple[Item, ...] | None = None
-        implicit_items = False
         if length == UNDEFINED:
             if tag == PIXEL_DATA and depth == 0:
                 stop = _fragments(buf, vpos, end, fmt)
+                append(_new_element(Element, (tag, vr, pos, vpos, length, stop, None, False)))
             elif vr in ("SQ", "UN") or not explicit:
                 implicit_items = explicit and vr == "UN"
                 items, stop = _items(buf, vpos, end, explicit and not implicit_items, depth + 1,
                                      True, _LE if implicit_items else fmt)
+                append(_new_element(Element, (tag, vr, pos, vpos, length, stop, items,
+                                              implicit_items)))
             else:
                 raise ElementError("undefined length on a value that is not a sequence")
         else:
@@ -181,7 +204,9 @@ def _elements(buf: bytes, pos: int, end: int, explicit: bool, depth: int,
                 raise ElementError("value past the end of its container")
             if vr == "SQ":
                 items, _ = _items(buf, vpos, stop, explicit, depth + 1, False, fmt)
-        out.append(Element(tag, vr, pos, vpos, length, stop, items, implicit_items))
+                append(_new_element(Element, (tag, vr, pos, vpos, length, stop, items, False)))
+            else:
+                append(_new_element(Element, (tag, vr, pos, vpos, length, stop, None, False)))
         pos = stop
     if undefined:
         raise ElementError("undefined-length item without a delimiter")
