@@ -7,6 +7,7 @@ cross-file identity, links, special files) run once all files are in.
 
 from __future__ import annotations
 
+import gc
 import os
 import posixpath
 import secrets
@@ -252,7 +253,17 @@ def _run(spec: MediumSpec, entries: list[Entry], inspect_opts: InspectOptions, e
         for entry in entries:
             yield _inspect(state, entry)
         return
-    for packed in run_shared(_inspect_packed, entries, initializer=_init_worker,
-                             initargs=(spec, inspect_opts, engines), workers=workers,
-                             batch_size=16):
-        yield _unpack(packed)
+    # The results are long-lived and hold no cycles: the cyclic collector would only walk the
+    # growing list again and again (about 0.1 s of this process's CPU on 20,000 files, taken
+    # from the workers' cores). It is paused once the workers exist (they keep theirs).
+    collecting = gc.isenabled()
+    try:
+        for packed in run_shared(_inspect_packed, entries, initializer=_init_worker,
+                                 initargs=(spec, inspect_opts, engines), workers=workers,
+                                 batch_size=16):
+            if collecting and gc.isenabled():
+                gc.disable()
+            yield _unpack(packed)
+    finally:
+        if collecting:
+            gc.enable()
