@@ -158,6 +158,16 @@ def _studies(
     anonymized: bool | None = None,
 ) -> list[ParticipantObject]:
     per_study = sop_classes or {}
+    # SOPClass values are frozen: one per (class, count) serves every study that has it (a medium
+    # of 20,000 single-image studies makes 20,000 equal ones otherwise).
+    made: dict[tuple[str, int], SOPClass] = {}
+
+    def sop(key: tuple[str, int]) -> SOPClass:
+        value = made.get(key)
+        if value is None:
+            value = made[key] = SOPClass(uid=key[0], number_of_instances=key[1])
+        return value
+
     return [
         ParticipantObject(
             object_id=uid,
@@ -166,10 +176,7 @@ def _studies(
             id_type=codes.STUDY_INSTANCE_UID,
             life_cycle=life_cycle,
             name=uid,
-            sop_classes=tuple(
-                SOPClass(uid=cls, number_of_instances=n)
-                for cls, n in per_study.get(uid, {}).items()
-            ),
+            sop_classes=tuple(map(sop, classes.items())) if (classes := per_study.get(uid)) else (),
             encrypted=encrypted,
             anonymized=anonymized,
         )

@@ -86,6 +86,9 @@ def audit_scan(emitter: AuditEmitter, report: MediumReport, settings: Settings) 
     # (PS3.15 A.6: at least 32,768 octets) however large the medium.
     batches = [studies[i:i + STUDIES_PER_MESSAGE]
                for i in range(0, len(studies), STUDIES_PER_MESSAGE)] or [[]]
+    # Read once: the settings compute these on each access (getpwuid, gethostname).
+    user, station, site = settings.operator_name, settings.station_name, settings.site or None
+    outcome = _OUTCOME[report.verdict]
 
     def build(first: int, last: int) -> list[AuditMessage]:
         messages = []
@@ -95,11 +98,10 @@ def audit_scan(emitter: AuditEmitter, report: MediumReport, settings: Settings) 
                 if batch else patients
             part = f" [part {n + 1} of {len(batches)}]" if len(batches) > 1 else ""
             messages.append(builders.data_import(
-                user=settings.operator_name, station=settings.station_name, media_id=report.path,
+                user=user, station=station, media_id=report.path,
                 patient_ids=batch_patients[:STUDIES_PER_MESSAGE], study_uids=batch,
                 sop_classes={k: sop_classes[k] for k in batch if sop_classes[k]},
-                site=settings.site or None, outcome=_OUTCOME[report.verdict],
-                description=description + part,
+                site=site, outcome=outcome, description=description + part,
             ))
         return messages
 
