@@ -60,6 +60,7 @@ from _corpus import CorpusInfo, build_corpus  # noqa: E402
 
 BYTES_PER_FILE = 150_000  # 20,000 files -> 3 GB
 TOOLS = ("sha256-1p", "sha256-2p", "dcmdump", "radguard", "pydicom", "dicomlock", "dciodvfy")
+EXTRA_TOOLS = ("radguard-baseline",)  # only when named in --tools (needs --baseline-src)
 
 
 @dataclass
@@ -144,6 +145,7 @@ class Run:
     rss_tree: int  # peak of the RSS sum over the process tree (psutil polling)
     pss_tree: int  # peak of the PSS sum over the process tree (psutil polling)
     rss_max_proc: int  # largest single process (GNU time %M, i.e. ru_maxrss)
+    cpu: float = 0.0  # user + system CPU seconds of the process tree (GNU time %U + %S)
 
 
 def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, stdout: Any = None,
@@ -153,7 +155,8 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, stdout: A
     fd, tfile = tempfile.mkstemp(prefix="bench-time-", dir=OUT)
     os.close(fd)
     t0 = time.perf_counter()
-    wrapper = ["/usr/bin/time", "-q", "-f", "%M", "-o", tfile] if Path("/usr/bin/time").exists() \
+    wrapper = ["/usr/bin/time", "-q", "-f", "%U %S %M", "-o", tfile] \
+        if Path("/usr/bin/time").exists() \
         else []  # Debian package "time"; without it only the psutil numbers are measured
     proc = subprocess.Popen([*wrapper, *cmd], env=env,
                             cwd=REPO, stdin=subprocess.DEVNULL,
@@ -169,8 +172,12 @@ def run_measured(cmd: list[str], *, env: dict[str, str] | None = None, stdout: A
     lines = Path(tfile).read_text().split()
     os.unlink(tfile)
     max_proc = int(lines[-1]) * 1024 if lines and lines[-1].isdigit() else 0
+    try:  # CPU of the tree: GNU time reports the children the command waited for
+        cpu = float(lines[-3]) + float(lines[-2])
+    except (IndexError, ValueError):
+        cpu = 0.0
     return Run(wall, rc, poller.peak_rss if poller else max_proc,
-               poller.peak_pss if poller else max_proc, max_proc)
+               poller.peak_pss if poller else max_proc, max_proc, cpu)
 
 
 def drop_caches() -> bool:
@@ -267,10 +274,13 @@ def _self_timed(ctx: Ctx, tool: str, worker_args: list[str]) -> Result:
 
 def _result(tool: str, ctx: Ctx, run: Run, *, files: int | None = None, size: int | None = None,
             seconds: float | None = None) -> Result:
-    return Result(tool, ctx.cache, ctx.info.n if files is None else files,
-                  ctx.total_bytes if size is None else size,
-                  run.wall if seconds is None else seconds, run.rss_tree / 1e6,
-                  run.pss_tree / 1e6, run.rss_max_proc / 1e6, run.rc)
+    res = Result(tool, ctx.cache, ctx.info.n if files is None else files,
+                 ctx.total_bytes if size is None else size,
+                 run.wall if seconds is None else seconds, run.rss_tree / 1e6,
+                 run.pss_tree / 1e6, run.rss_max_proc / 1e6, run.rc)
+    if run.cpu:
+        res.extra["cpu_s"] = round(run.cpu, 2)
+    return res
 
 
 def tool_sha256_1p(ctx: Ctx) -> Result:
@@ -306,20 +316,34 @@ def _radguard_exe() -> list[str]:
 
 
 def tool_radguard(ctx: Ctx) -> Result:
-    report = OUT / "scan-radguard-report.json"
+    return _radguard(ctx, "radguard", None)
+
+
+def tool_radguard_baseline(ctx: Ctx) -> Result:
+    """The same command with another checkout's ``src`` first on ``PYTHONPATH``
+    (``--baseline-src``): an earlier version timed in the same run, under the same load."""
+    return _radguard(ctx, "radguard-baseline", ctx.args.baseline_src)
+
+
+def _radguard(ctx: Ctx, tool: str, src: Path | None) -> Result:
+    report = OUT / f"scan-{tool}-report.json"
     env = {**os.environ, "RADGUARD_HOME": str(OUT / "radguard-home")}
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
     cmd = [*_radguard_exe(), "media", "scan", ctx.info.root, "--format", "json", "--no-record",
            "-o", str(report)]
     if ctx.args.workers:
         cmd += ["--workers", str(ctx.args.workers)]
-    err = OUT / "scan-radguard.err"
+    err = OUT / f"scan-{tool}.err"
     report.unlink(missing_ok=True)
     with err.open("w") as fh:
         run = run_measured(cmd, env=env, stderr=fh)
-    res = _result("radguard", ctx, run)
+    res = _result(tool, ctx, run)
+    if src is not None:
+        res.notes.append(f"PYTHONPATH={src}")
     if run.rc in (0, 1) and report.exists():
         medium = json.loads(report.read_text())["medium"]
-        res.extra = {"verdict": medium["verdict"], "counts": medium["counts"]}
+        res.extra.update({"verdict": medium["verdict"], "counts": medium["counts"]})
         res.notes.append("verdicts: " + ", ".join(
             f"{medium['counts'][k]} {k}" for k in ("clean", "suspicious", "dangerous")))
         if medium["counts"]["files"] != ctx.info.n:
@@ -407,30 +431,52 @@ def tool_dciodvfy(ctx: Ctx) -> Result:
     return res
 
 
-def best_of(tool: str, ctx: Ctx, repeat: int) -> Result:
-    """Run a tool ``repeat`` times (dropping the cache before each cold run); keep the fastest.
+def run_once(tool: str, ctx: Ctx) -> Result:
+    """One run of a tool, with the 1-minute load average before it (other work slows a tool)."""
+    load = os.getloadavg()[0]
+    res = RUNNERS[tool](ctx)
+    res.extra["load_1min_before"] = round(load, 2)
+    return res
 
-    The 1-minute load average before each run is kept: other work on the machine slows a tool.
-    """
+
+def best_of(tool: str, ctx: Ctx, repeat: int) -> Result:
+    """Run a tool ``repeat`` times (dropping the cache before each cold run); keep the fastest."""
     runs: list[Result] = []
     for k in range(max(1, repeat)):
         if ctx.cache == "cold" and k and tool != "dciodvfy":
             drop_caches()
-        load = os.getloadavg()[0]
-        res = RUNNERS[tool](ctx)
-        res.extra["load_1min_before"] = round(load, 2)
-        runs.append(res)
+        runs.append(run_once(tool, ctx))
+    return fastest(runs)
+
+
+def fastest(runs: list[Result]) -> Result:
+    """The fastest of a tool's runs, with every run's time (and CPU seconds) in its notes."""
     best = min(runs, key=lambda r: r.seconds if r.seconds > 0 else float("inf"))
     if len(runs) > 1:
         best.notes.append(f"fastest of {len(runs)} runs: "
                           + ", ".join(f"{r.seconds:.2f}" for r in runs) + " s")
     best.notes.append(f"load average before the run: {best.extra['load_1min_before']}")
+    cpus = [r.extra["cpu_s"] for r in runs if "cpu_s" in r.extra]
+    if cpus:
+        best.notes.append("CPU seconds (user+sys of the tree) per run: "
+                          + ", ".join(f"{c:.2f}" for c in cpus))
     return best
 
 
+def interleaved(tools: list[str], ctx: Ctx, repeat: int) -> list[Result]:
+    """Warm cache: run the tools round-robin (``repeat`` rounds) so that each one meets the same
+    changes of load on a shared machine, then keep each tool's fastest run."""
+    runs: dict[str, list[Result]] = {t: [] for t in tools}
+    for k in range(max(1, repeat)):
+        for tool in tools:
+            print(f"[warm] {tool} round {k + 1} ...", file=sys.stderr, flush=True)
+            runs[tool].append(run_once(tool, ctx))
+    return [fastest(runs[t]) for t in tools]
+
+
 RUNNERS = {"sha256-1p": tool_sha256_1p, "sha256-2p": tool_sha256_2p, "dcmdump": tool_dcmdump,
-           "radguard": tool_radguard, "pydicom": tool_pydicom, "dicomlock": tool_dicomlock,
-           "dciodvfy": tool_dciodvfy}
+           "radguard": tool_radguard, "radguard-baseline": tool_radguard_baseline,
+           "pydicom": tool_pydicom, "dicomlock": tool_dicomlock, "dciodvfy": tool_dciodvfy}
 
 
 # ---------------------------------------------------------------- report
@@ -495,19 +541,19 @@ def targets(results: list[Result], cache: str) -> list[dict[str, Any]]:
 
 def table(results: list[Result]) -> str:
     rg = {r.cache: r for r in results if r.tool == "radguard" and r.seconds > 0}
-    head = (f"{'tool':<10} {'cache':<5} {'files':>6} {'GB':>6} {'seconds':>8} {'files/s':>8} "
+    head = (f"{'tool':<17} {'cache':<5} {'files':>6} {'GB':>6} {'seconds':>8} {'files/s':>8} "
             f"{'MB/s':>7} {'PSS sum':>8} {'RSS sum':>8} {'max proc':>8} {'RG/tool':>8}")
     lines = [head, "-" * len(head)]
     for r in results:
         ratio = ""
         if r.cache in rg and r.files_per_s > 0:
             ratio = f"{rg[r.cache].files_per_s / r.files_per_s:.2f}x"
-        lines.append(f"{r.tool:<10} {r.cache:<5} {r.files:>6} {r.bytes / 1e9:>6.2f} "
+        lines.append(f"{r.tool:<17} {r.cache:<5} {r.files:>6} {r.bytes / 1e9:>6.2f} "
                      f"{r.seconds:>8.2f} {r.files_per_s:>8.1f} {r.mb_per_s:>7.1f} "
                      f"{r.pss_tree_mb:>8.0f} {r.rss_tree_mb:>8.0f} {r.rss_max_proc_mb:>8.0f} "
                      f"{ratio:>8}")
         for note in r.notes:
-            lines.append(f"{'':<17}- {note}")
+            lines.append(f"{'':<24}- {note}")
     return "\n".join(lines)
 
 
@@ -531,6 +577,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=0, help="radguard --workers (default: its own)")
     p.add_argument("--corpus", type=Path, default=None, help="corpus folder (default bench/out/"
                    "corpus-scan, or corpus-scan-N for other sizes)")
+    p.add_argument("--interleave", action="store_true",
+                   help="warm cache: run the tools round-robin, one run each per round, so that "
+                   "all of them meet the same load (the machine may be shared)")
+    p.add_argument("--baseline-src", type=Path, default=None,
+                   help="the src/ folder of another RadGuard checkout (e.g. `git worktree add`): "
+                   "tool radguard-baseline runs it with PYTHONPATH, in the same run")
     p.add_argument("--json", type=Path, default=OUT / "scan-results.json")
     args = p.parse_args(argv)
     if args.quick:
@@ -545,7 +597,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps(data))
         return 0
     args = parse(argv)
-    unknown = set(args.tools.split(",")) - set(TOOLS)
+    unknown = set(args.tools.split(",")) - set(TOOLS) - set(EXTRA_TOOLS)
     if unknown:
         print(f"unknown tools: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -570,6 +622,14 @@ def main(argv: list[str]) -> int:
     for mode in modes:
         if mode == "warm":
             print(f"warming the page cache: {warm(files):.1f} s", file=sys.stderr, flush=True)
+        if mode == "warm" and args.interleave:
+            tools = args.tools.split(",")
+            ctx = Ctx(info, files, list_file, info.total_bytes, mode, args)
+            for res in interleaved(tools, ctx, args.repeat):
+                print(f"[{mode}] {res.tool}: {res.seconds:.2f} s, {res.files_per_s:.1f} files/s, "
+                      f"CPU {res.extra.get('cpu_s', 0):.2f} s", file=sys.stderr, flush=True)
+                results.append(res)
+            continue
         for tool in args.tools.split(","):
             if mode == "cold" and tool != "dciodvfy":
                 drop_caches()
