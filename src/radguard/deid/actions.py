@@ -29,6 +29,7 @@ __all__ = [
     "Plan",
     "Rule",
     "UnlistedRules",
+    "condition_tags",
     "dummy_value",
     "resolve_compound",
     "unlisted_rules",
@@ -112,6 +113,13 @@ def families_of(sop_class: str) -> frozenset[str]:
     """Names of the ``iod-types.json`` families a SOP Class UID belongs to."""
     return frozenset(name for name, uids, prefix in _families()
                      if sop_class in uids or (prefix is not None and sop_class.startswith(prefix)))
+
+
+@cache
+def condition_tags(tag: int) -> frozenset[int]:
+    """The tags whose presence changes the Type of ``tag`` (``when_present`` in iod-types.json)."""
+    spec = _attribute_types().get(tag)
+    return frozenset(parse_tag(c) for c in (spec or {}).get("when_present", {}))
 
 
 def attribute_type(tag: int, *, sop_class: str, nested: bool,

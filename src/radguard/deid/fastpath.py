@@ -39,7 +39,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
 from pydicom.tag import BaseTag
 
-from radguard.deid.actions import dummy_value, resolve_compound, unlisted_rules
+from radguard.deid.actions import condition_tags, dummy_value, resolve_compound, unlisted_rules
 from radguard.deid.engine import (
     PATIENT_ID,
     PATIENT_NAME,
@@ -112,6 +112,41 @@ def _joined(reason: str, why: str) -> str:
     return text
 
 
+_COPY = ("K", "", "")
+"""The decision of an element copied as it is, unreported (:meth:`_Pass.decide`)."""
+_CONSTANT: dict[tuple[Any, ...], bytes] = {}
+"""Encoded elements whose new value is the same in every file (:meth:`_Pass.encode_constant`)."""
+_CHANGES: dict[tuple[str, str, str, str], Change] = {}
+_COMPOUND: dict[tuple[str, int, str, bool, frozenset[int]], tuple[str, str]] = {}
+_UN_VRS: dict[int, str] = {}
+
+
+def _change(path: str, name: str, action: str, reason: str) -> Change:
+    """One shared (immutable) :class:`Change` per distinct record: the same few hundred recur in
+    every file, and a batch's reports then pickle each of them once."""
+    key = (path, name, action, reason)
+    change = _CHANGES.get(key)
+    if change is None:
+        change = Change(path, name, action, reason)
+        if len(_CHANGES) < _MEMO_LIMIT:
+            _CHANGES[key] = change
+    return change
+
+
+def _compound(action: str, tag: int, sop_class: str, nested: bool,
+              present: frozenset[int]) -> tuple[str, str]:
+    """:func:`resolve_compound`, memoised on what it reads: the action, the tag, the SOP Class,
+    the nesting and which of the tags its conditions name are present."""
+    conds = condition_tags(tag)
+    key = (action, tag, sop_class, nested, conds & present if conds else conds)
+    got = _COMPOUND.get(key)
+    if got is None:
+        got = resolve_compound(action, tag, sop_class=sop_class, nested=nested, ds=present)
+        if len(_COMPOUND) < _MEMO_LIMIT:
+            _COMPOUND[key] = got
+    return got
+
+
 class Fallback(Exception):
     """This file needs the pydicom path; ``str(exc)`` says why (it goes into the file's report)."""
 
@@ -136,10 +171,15 @@ def option_fallback(options: DeidOptions) -> str | None:
 
 
 def _dictionary_vr(tag: int) -> str:
-    try:
-        return str(dictionary_VR(tag)).split(" or ")[0]
-    except KeyError:
-        return "UN"
+    vr = _UN_VRS.get(tag)
+    if vr is None:
+        try:
+            vr = str(dictionary_VR(tag)).split(" or ")[0]
+        except KeyError:
+            vr = "UN"
+        if len(_UN_VRS) < _MEMO_LIMIT:
+            _UN_VRS[tag] = vr
+    return vr
 
 
 class _Pass:
@@ -157,6 +197,7 @@ class _Pass:
         self.encodings = encodings
         self.top_new: dict[int, str | None] = {}
         self.plain = charset in _PLAIN_CHARSETS
+        self.charset_key = str(charset)
         self.decisions = _DECISIONS.setdefault(ctx.options.options, {})
 
     # -- values ---------------------------------------------------------------------------------
@@ -191,6 +232,21 @@ class _Pass:
                 return struct.pack(f"{order}HH2sH", group, elem, vr.encode(), len(data)) + data
         return self.encode(new_element(tag, vr, values))
 
+    def encode_constant(self, tag: int, vr: str, action: str, reason: str, name: str, path: str,
+                        nested: bool) -> tuple[Piece, bool]:
+        """:meth:`apply` for a value that is the same in every file: empty (Z) or the VR's dummy
+        (D), encoded once per (tag, VR, action, encoding) and shared."""
+        key = (tag, vr, action, self.explicit, self.little, self.charset_key)
+        data = _CONSTANT.get(key)
+        if data is None:
+            data = self.encode_values(tag, vr, [] if action == "Z" else [dummy_value(vr)])
+            if len(_CONSTANT) < _MEMO_LIMIT:
+                _CONSTANT[key] = data
+        if not nested:
+            self.top_new[tag] = "" if action == "Z" else str(dummy_value(vr)).strip()
+        self.ctx.changes.append(_change(path + _tag_text(tag), name, action, reason))
+        return data, True
+
     def encode(self, elem: DataElement) -> bytes:
         fp = DicomBytesIO()
         fp.is_little_endian = self.little
@@ -207,13 +263,16 @@ class _Pass:
     # -- data sets ------------------------------------------------------------------------------
     def decide(self, tag: int, vr: str, mode: str) -> tuple[str, str, str]:
         """(action, reason, name) of a public attribute from the table, or by rule when the table
-        does not list it (name empty); memoised per option set (it depends on nothing else)."""
+        does not list it (name empty); memoised per option set (it depends on nothing else).
+        :data:`_COPY` when the element is kept as it is without a word in the report."""
         rule = self.ctx.plan.rule(tag)
         if rule is None:
             action, reason = _unlisted(tag, vr, self.ctx, mode)
             decision = (action, reason, "")
         else:
             decision = (rule.action, rule.reason, rule.name)
+        if decision[0] == "K" and vr != "SQ" and not decision[1]:
+            decision = _COPY
         if len(self.decisions) < _MEMO_LIMIT:
             self.decisions[(tag, vr, mode)] = decision
         return decision
@@ -225,16 +284,16 @@ class _Pass:
         ctx = self.ctx
         mv, decisions = self.mv, self.decisions
         out: list[tuple[int, Piece]] = []
+        append = out.append
         changed = False
         private: list[Element] = []
         present: frozenset[int] | None = None
         for el in elements:
-            tag = el.tag
+            tag, vr, header, _, _, end, _, _ = el
             group = tag >> 16
             if group & 1:
                 private.append(el)
                 continue
-            vr = el.vr
             if vr == "UN":  # PS3.5 6.2.2: the value reads as its dictionary VR (implicit LE)
                 vr = _dictionary_vr(tag)
             if tag & 0xFFFF == 0 and group != 0x0002:
@@ -245,22 +304,24 @@ class _Pass:
             decision = decisions.get((tag, vr, mode))
             if decision is None:
                 decision = self.decide(tag, vr, mode)
+            if decision is _COPY:
+                append((tag, mv[header:end]))  # pydicom too writes a kept UN back as UN
+                continue
             action, reason, name = decision
             if "/" in action:
                 if present is None:
                     present = frozenset(e.tag for e in elements)
-                action, why = resolve_compound(action, tag, sop_class=ctx.sop_class,
-                                               nested=nested, ds=present)
+                action, why = _compound(action, tag, ctx.sop_class, nested, present)
                 reason = _joined(reason, why)
             if action == "K" and vr != "SQ" and not reason:
-                out.append((tag, mv[el.header:el.end]))  # pydicom too writes it back as UN
+                append((tag, mv[header:end]))
                 continue
             if not name:
                 name = _name(tag)
             piece, did = self.apply(el, vr, action, reason, name, path, nested, mode)
             changed = changed or did
             if piece is not None:
-                out.append((tag, piece))
+                append((tag, piece))
         if private:
             creators: dict[tuple[int, int], str] = {}
             for el in private:
@@ -309,7 +370,7 @@ class _Pass:
                 new = [ctx.pseudo.patient_name(ctx.patient_id, ctx.issuer)]
                 reason += ": keyed pseudonym (a dummy value, as Z allows)"
             else:
-                new = []
+                return self.encode_constant(tag, vr, action, reason, name, path, nested)
         elif action == "D":
             if vr == "PN":
                 new = [ctx.pseudo.person(str(v)) for v in
@@ -317,7 +378,7 @@ class _Pass:
             elif vr == "UI":
                 new = [ctx.pseudo.uid(v) for v in self.uids(el)]
             else:
-                new = [dummy_value(vr)]
+                return self.encode_constant(tag, vr, action, reason, name, path, nested)
         elif action in ("U", "U?"):
             values = self.uids(el) if vr == "UI" else [str(v) for v in
                                                        _values(self.decode(el).value)]
@@ -337,7 +398,7 @@ class _Pass:
             self.top_new[tag] = None if new is None else str(new[0] if len(new) == 1 else
                                                             (new or "")).strip()
         if record:
-            ctx.changes.append(Change(path + _tag_text(tag), name, action, reason))
+            ctx.changes.append(_change(path + _tag_text(tag), name, action, reason))
         return piece, changed
 
     def sequence(self, el: Element, path: str, mode: str) -> tuple[Piece, bool]:
@@ -552,7 +613,7 @@ def deidentify_bytes(buf: bytes, walked: WalkResult, options: DeidOptions) -> Fa
     if marks is None:
         marks_ds = Dataset()
         made = tuple(write_marks(marks_ds, applied, table_version=plan.version))
-        marks = _MARKS[key] = (made, {elem.tag: run.encode(elem) for elem in marks_ds})
+        marks = _MARKS[key] = (made, {int(elem.tag): run.encode(elem) for elem in marks_ds})
     ctx.changes.extend(marks[0])
     pieces.update(marks[1])
 
