@@ -119,7 +119,8 @@ def run(
         with progress_bar(f"de-identifying {source.name or source}") as update:
             result = deidentify_tree(source, out, options, workers=workers or settings.worker_count,
                                      limits=ReadLimits.from_settings(settings), progress=update,
-                                     resume=resume)
+                                     resume=resume, json=fmt != "html" and (
+                                         fmt == "json" or report is not None))
         from dataclasses import replace
 
         result = replace(result, audit=audit_run(result, settings, media_id=media_id))
@@ -145,10 +146,14 @@ def _render_run(result: Any, fmt: str, report: Path | None, verbose: bool) -> No
 
     if fmt != "text" or report is not None:
         # Large runs: compact JSON (the C encoder; indenting takes the pure-Python one, seconds
-        # for thousands of files). Same document, without the whitespace.
-        options: dict[str, Any] = {"template": "deid.html.j2"} if fmt == "html" else (
-            {"indent": None} if len(result.files) > COMPACT_JSON_FILES else {})
-        write_output(get_format(fmt if fmt != "text" else "json", **options).render(result), report)
+        # for thousands of files), each file's part made by the workers (DeidRunReport.to_json).
+        # Same document, without the whitespace.
+        if fmt != "html" and len(result.files) > COMPACT_JSON_FILES:
+            write_output(result.to_json() + "\n", report)
+        else:
+            options: dict[str, Any] = {"template": "deid.html.j2"} if fmt == "html" else {}
+            write_output(get_format(fmt if fmt != "text" else "json", **options).render(result),
+                         report)
         if report is not None:
             err_console.print(f"report written to {report}", highlight=False)
         if fmt != "text":

@@ -16,6 +16,7 @@ Data Export message (A.5.3.4, life cycle 10, Anonymized) follows, as for any exp
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -106,13 +107,39 @@ def _listing(source: Path, output: Path) -> list[tuple[str, str]]:
     return [(src, dst) for _, src, dst in found]
 
 
-def _init(options: DeidOptions, limits: ReadLimits, resume: bool) -> tuple[Any, ...]:
-    return (options, limits, resume)
+def remove_stale_temporaries(items: list[tuple[str, str]]) -> int:
+    """Remove the temporary files an interrupted run left beside this run's outputs (named
+    ``.<output name>.<pid or random>.part`` by :mod:`.durable`; never renamed, so never an
+    output); returns how many. Only names of that shape for an output of ``items`` are touched."""
+    wanted: dict[str, set[str]] = {}
+    for _, dst in items:
+        folder, name = os.path.split(dst)
+        wanted.setdefault(folder, set()).add(name)
+    removed = 0
+    for folder, names in wanted.items():
+        try:
+            with os.scandir(folder) as listing:
+                entries = [e.name for e in listing if e.name.startswith(".")
+                           and e.name.endswith(".part") and e.is_file(follow_symlinks=False)]
+        except OSError:
+            continue  # no output folder yet: nothing left over
+        for entry in entries:
+            base = entry[1:-5].rpartition(".")[0]
+            if base in names:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, entry))
+                    removed += 1
+    return removed
+
+
+def _init(options: DeidOptions, limits: ReadLimits, resume: bool,
+          json: bool = False) -> tuple[Any, ...]:
+    return (options, limits, resume, json)
 
 
 def _one(state: tuple[Any, ...], item: tuple[str, str],
          staging: StagedWrites | None = None) -> FileDeidReport:
-    options, limits, resume = state
+    options, limits, resume, _ = state
     src, dst = item
     if resume and _done_before(src, dst):
         return FileDeidReport(src, dst, FileStatus.DEIDENTIFIED,
@@ -129,12 +156,15 @@ def _done_before(src: str, dst: str) -> bool:
         return False
 
 
-def _chunk(state: tuple[Any, ...], items: list[tuple[str, str]]) -> list[FileDeidReport]:
+def _chunk(state: tuple[Any, ...],
+           items: list[tuple[str, str]]) -> tuple[list[FileDeidReport], list[str]]:
     """One batch in a worker: every output staged (:class:`StagedWrites`, flushed by this
     process's ``fdatasync`` threads while the next files are done), then renamed once all are
     durable; a file counts as de-identified only once its output is durable and in place (so
     ``resume``, which trusts existing outputs, stays correct after a crash). pydicom is silenced
-    once for the batch (its messages quote values)."""
+    once for the batch (its messages quote values). With the ``json`` state flag the reports'
+    JSON is made here too (:meth:`FileDeidReport.to_json`), on every core instead of at the
+    serial end of the run."""
     staging = StagedWrites()
     try:
         with quiet_pydicom():
@@ -152,7 +182,7 @@ def _chunk(state: tuple[Any, ...], items: list[tuple[str, str]]) -> list[FileDei
                                 message=f"cannot write output: {errors[report.pending].strerror}"))
         else:
             done.append(replace(report, pending=None))
-    return done
+    return done, [r.to_json() for r in done] if state[3] else []
 
 
 def _chunks(items: list[tuple[str, str]], size: int) -> list[list[tuple[str, str]]]:
@@ -174,8 +204,12 @@ def _warm(options: DeidOptions) -> None:
 
 def deidentify_tree(source: Path, output: Path, options: DeidOptions, *, workers: int = 1,
                     limits: ReadLimits | None = None, progress: ProgressFn | None = None,
-                    resume: bool = False) -> DeidRunReport:
+                    resume: bool = False, json: bool = False) -> DeidRunReport:
     """De-identify every file of ``source`` into ``output``; see the module docstring.
+
+    ``progress`` is called once per batch, with the count done so far and the batch's last file.
+    ``json``: the workers also render each file's report as JSON (``files_json`` of the result,
+    joined by :meth:`DeidRunReport.to_json`).
 
     Raises :class:`DeidError` when ``source`` does not exist or ``output`` lies inside it.
     """
@@ -184,21 +218,26 @@ def deidentify_tree(source: Path, output: Path, options: DeidOptions, *, workers
         raise DeidError("input not found", subject=str(source), remedy="check the path")
     started, t0 = datetime.now(UTC), time.perf_counter()
     items = _listing(source, output)
+    if resume:
+        remove_stale_temporaries(items)
     _warm(options)
     reports: list[FileDeidReport] = []
-    for chunk in run_batched(_chunk, _chunks(items, BATCH_FILES), initializer=_init,
-                             initargs=(options, limits or ReadLimits(), resume),
-                             workers=max(1, workers), batch_size=1):
+    texts: list[str] = []
+    for chunk, chunk_json in run_batched(_chunk, _chunks(items, BATCH_FILES), initializer=_init,
+                                         initargs=(options, limits or ReadLimits(), resume, json),
+                                         workers=max(1, workers), batch_size=1):
         reports.extend(chunk)
-        if progress is not None:
-            for i, report in enumerate(chunk, start=len(reports) - len(chunk) + 1):
-                progress(i, len(items), report.source)
+        texts.extend(chunk_json)
+        if progress is not None and chunk:
+            progress(len(reports), len(items), chunk[-1].source)
     sync_dirs(Path(folder) for folder in {os.path.dirname(r.output) for r in reports
                                           if r.output and r.ok})
-    reports.sort(key=lambda r: r.source)
+    order = sorted(range(len(reports)), key=lambda i: reports[i].source)
+    files = tuple(reports[i] for i in order)
+    files_json = tuple(texts[i] for i in order) if len(texts) == len(reports) else ()
     return DeidRunReport(
         input=str(source), output=str(output), options=tuple(options.option_list),
-        preset=options.preset, files=tuple(reports), tables=table_versions(),
+        preset=options.preset, files=files, files_json=files_json, tables=table_versions(),
         started=started.isoformat(timespec="seconds"),
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - t0, radguard_version=__version__,

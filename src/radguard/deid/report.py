@@ -7,6 +7,7 @@ names the attribute, its path in the data set, the action and the reason, never 
 from __future__ import annotations
 
 import enum
+import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -109,6 +110,10 @@ class FileDeidReport:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return FileDeidReport, tuple(getattr(self, name) for name in self.__slots__)
 
+    def to_json(self) -> str:
+        """This report as compact JSON (what :meth:`DeidRunReport.to_json` joins)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -137,6 +142,9 @@ class DeidRunReport:
     seconds: float
     radguard_version: str
     audit: str = ""
+    files_json: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    """Each file's :meth:`FileDeidReport.to_json`, made by the workers when the caller asked for
+    them (``deidentify_tree(..., json=True)``), in the order of ``files``; empty otherwise."""
 
     def counts(self) -> dict[str, int]:
         counts = Counter(f.status.value for f in self.files)
@@ -147,6 +155,18 @@ class DeidRunReport:
         return all(f.status == FileStatus.DEIDENTIFIED for f in self.files)
 
     def to_dict(self) -> dict[str, Any]:
+        return {**self._head(), "files": [f.to_dict() for f in self.files]}
+
+    def to_json(self) -> str:
+        """``json.dumps(self.to_dict(), ensure_ascii=False, default=str)`` (compact, one line):
+        the files' parts come from ``files_json`` when the workers made them, so the serial end
+        of a run only joins them."""
+        if len(self.files_json) != len(self.files):
+            return json.dumps(self.to_dict(), ensure_ascii=False, default=str)
+        head = json.dumps({**self._head(), "files": []}, ensure_ascii=False, default=str)
+        return f"{head[:-2]}{', '.join(self.files_json)}]}}"
+
+    def _head(self) -> dict[str, Any]:
         return {
             "radguard_version": self.radguard_version,
             "input": self.input,
@@ -160,5 +180,4 @@ class DeidRunReport:
             "files_per_second": round(len(self.files) / self.seconds, 1) if self.seconds else None,
             "counts": self.counts(),
             "audit": self.audit,
-            "files": [f.to_dict() for f in self.files],
         }
