@@ -14,12 +14,13 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol
-
-import pycdlib
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from radguard.errors import MediumUnreadable
 from radguard.export.errors import MissingFile
+
+if TYPE_CHECKING:  # imported when an image is opened: ``media export`` does not need it
+    import pycdlib
 
 __all__ = ["FolderMedium", "IsoMedium", "Medium", "open_medium", "read_all"]
 
@@ -85,7 +86,9 @@ class IsoMedium:
     """An ISO 9660 image read with pycdlib (plain ISO 9660 names, version suffix stripped)."""
 
     def __init__(self, path: Path):
-        self.iso = pycdlib.PyCdlib()
+        import pycdlib
+
+        self.iso: pycdlib.PyCdlib = pycdlib.PyCdlib()
         try:
             self.iso.open(str(path))
         except (pycdlib.pycdlibexception.PyCdlibException, OSError) as exc:

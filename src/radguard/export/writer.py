@@ -33,9 +33,9 @@ import io
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -322,13 +322,24 @@ def _recipients(options: ExportOptions) -> Callable[[], Recipients] | None:
         done = Recipients(options.certificates, None, options.transport)
         return lambda: done
     pb = policy()["pbkdf2"]
-    pool = ThreadPoolExecutor(1, thread_name_prefix="radguard-pbkdf2")
-    kek = pool.submit(PasswordKek.derive, options.password, iterations=options.pbkdf2_iterations
-                      or int(pb["iterations"]), prf=str(pb["prf"]))
-    pool.shutdown(wait=False)  # the thread ends with the derivation
+    out: list[PasswordKek | BaseException] = []
+
+    def derive() -> None:
+        try:
+            out.append(PasswordKek.derive(options.password or "", iterations=options.
+                                          pbkdf2_iterations or int(pb["iterations"]),
+                                          prf=str(pb["prf"])))
+        except BaseException as exc:  # handed to the caller of result()
+            out.append(exc)
+
+    thread = threading.Thread(target=derive, name="radguard-pbkdf2", daemon=True)
+    thread.start()
 
     def result() -> Recipients:
-        return Recipients(options.certificates, kek.result(), options.transport)
+        thread.join()  # ended before any worker is forked
+        if isinstance(out[0], BaseException):
+            raise out[0]
+        return Recipients(options.certificates, out[0], options.transport)
 
     return result
 
@@ -364,8 +375,6 @@ def _prepare(paths: Sequence[str], skipped: list[Skipped], job: FileJob, workers
              progress: Progress | None) -> tuple[Selection, dict[str, Prepared]]:
     """Run :func:`radguard.export.prepare.prepare` over every input file; keep the first file of
     each SOP Instance UID (in input order) and drop the staged bytes of the others."""
-    import pydicom  # noqa: F401 - imported once here, inherited by the forked workers
-
     results: list[Prepared | None] = [None] * len(paths)
     items = list(enumerate(paths))
     workers = max(1, min(workers, len(paths) // 2))
@@ -429,6 +438,8 @@ def export_media(inputs: Sequence[Path], out: Path, options: ExportOptions, sett
         Nothing was written.
     """
     pending = _recipients(options)  # the password's PBKDF2 runs meanwhile
+    import pydicom  # noqa: F401 - imported once here (during the PBKDF2), inherited by the workers
+
     _refuse_existing([out])
     skipped: list[Skipped] = []
     inputs_found = [(str(p), p.stat().st_size) for p in candidates(inputs, skipped)]
