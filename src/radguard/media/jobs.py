@@ -7,6 +7,7 @@ Data Import (A.5.3.5, 110107, Source Media) with the outcome of the scan, and a 
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from collections.abc import Callable
 from dataclasses import replace
@@ -220,5 +221,13 @@ def run_scan(settings: Settings, path: str, options: ScanOptions,
             report = replace(report, scan_id=record_medium_scan(store, report, settings))
         finally:
             store.close()
-    audit_scan(emitter, report, settings)
+    # The report's objects (tens of thousands on a large medium) live until the caller drops the
+    # report: out of the cyclic collector's reach while the audit messages are built, which
+    # otherwise walks all of them again at each full collection (and the forked half shares
+    # more pages with this process).
+    gc.freeze()
+    try:
+        audit_scan(emitter, report, settings)
+    finally:
+        gc.unfreeze()
     return report
