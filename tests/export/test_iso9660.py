@@ -21,11 +21,13 @@ import pycdlib
 import pytest
 
 from radguard.config import Settings
-from radguard.export import OpenOptions, TargetExists, open_export
+from radguard.export import ExportError, OpenOptions, TargetExists, open_export
 from radguard.export import writer as writer_module
+from radguard.export.image import beside
 from radguard.export.iso9660 import (
     HEAD_SECTORS,
     SECTOR,
+    Directories,
     IsoFile,
     create_image,
     finish_image,
@@ -73,9 +75,8 @@ def _iso9660_path(rel: str) -> str:
     return "/" + rel + ("" if "." in last else ".") + ";1"
 
 
-def test_pycdlib_reads_both_hierarchies_byte_for_byte(tmp_path: Path) -> None:
-    image = tmp_path / "t.iso"
-    content = _build(image, _names())
+def _read_back(image: Path, content: dict[str, bytes]) -> None:
+    """pycdlib reads every file of both hierarchies byte for byte and lists nothing else."""
     iso = pycdlib.PyCdlib()
     iso.open(str(image))
     try:
@@ -91,6 +92,70 @@ def test_pycdlib_reads_both_hierarchies_byte_for_byte(tmp_path: Path) -> None:
         assert listed == {_iso9660_path(r).lstrip("/") for r in content}
     finally:
         iso.close()
+
+
+def test_pycdlib_reads_both_hierarchies_byte_for_byte(tmp_path: Path) -> None:
+    image = tmp_path / "t.iso"
+    _read_back(image, _build(image, _names()))
+
+
+def test_directories_planned_and_written_by_another_process(tmp_path: Path) -> None:
+    """As an export does it: the directories are planned from the names and written, all but the
+    roots, by a forked process while the root's files are still being added; this process then
+    finishes the image from the plan handed back as JSON."""
+    image = tmp_path / "t.iso"
+    names = _names()
+    rng = random.Random(3)
+    fd = create_image(str(image))
+    files: list[IsoFile] = []
+    content: dict[str, bytes] = {}
+
+    def put(rel: str) -> None:
+        data = rng.randbytes(rng.randint(0, 5000))
+        offset = reserve(fd, len(data))
+        os.pwrite(fd, data, offset)
+        files.append(IsoFile(rel, offset // SECTOR, len(data)))
+        content[rel] = data
+
+    try:
+        for rel in names:
+            if "/" in rel:
+                put(rel)
+        below = tuple(files)
+
+        def work() -> bytes:
+            own = os.open(image, os.O_RDWR)  # its own open file, as reserve()'s flock needs
+            return Directories.plan(own, names).write_below_root(own, below).to_json()
+
+        with beside(work) as planned:
+            for rel in names:
+                if "/" not in rel:
+                    put(rel)
+        size = Directories.from_json(planned[0]).finish(fd, files, "radguard test-1")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert size == image.stat().st_size
+    _read_back(image, content)
+
+
+def test_a_failure_of_the_directory_process_is_an_export_error() -> None:
+    def work() -> bytes:
+        raise ValueError("not an ISO 9660 level 1 file ID")
+
+    with pytest.raises(ExportError, match="level 1 file ID"), beside(work):
+        pass
+
+
+def test_finish_refuses_files_other_than_the_planned_ones(tmp_path: Path) -> None:
+    fd = create_image(str(tmp_path / "t.iso"))
+    try:
+        at = reserve(fd, 10) // SECTOR
+        dirs = Directories.plan(fd, ["A", "B"])
+        with pytest.raises(ValueError, match="planned"):
+            dirs.finish(fd, [IsoFile("A", at, 10)], "X")
+    finally:
+        os.close(fd)
 
 
 def test_isoinfo_and_xorriso_list_and_read_every_block(tmp_path: Path) -> None:

@@ -65,20 +65,22 @@ def blank(fd: int, offset: int, length: int) -> None:
 
 
 @contextlib.contextmanager
-def beside(work: Callable[[], None]) -> Iterator[None]:
-    """Run ``work`` in a forked child process while the ``with`` body runs in this one, and wait
-    for it when the body ends (used to write an image's directories while the DICOMDIR and the
-    manifest are made: both cores busy instead of one). ``work`` must only write to descriptors
-    (``pwrite``); nothing it changes in memory comes back.
+def beside(work: Callable[[], bytes]) -> Iterator[list[bytes]]:
+    """Run ``work`` in a forked child process while the ``with`` body runs in this one; when the
+    body ends, wait for the child and append the bytes ``work`` returned to the yielded list.
+    Used to plan and write an image's directories while the DICOMDIR and the manifest are made:
+    both cores busy instead of one. ``work`` gets nothing back from this process: what it
+    changes in memory stays in the child, only its result and what it wrote to files count.
 
     Raises
     ------
     ExportError
         ``work`` failed or its process died (after the body completed without an error).
     """
+    out: list[bytes] = []
     if not hasattr(os, "fork"):
-        work()
-        yield
+        out.append(work())
+        yield out
         return
     r, w = os.pipe()
     pid = os.fork()
@@ -86,24 +88,35 @@ def beside(work: Callable[[], None]) -> Iterator[None]:
         code = 0
         try:
             os.close(r)
-            work()
+            _write_all(w, b"\x00" + work())
         except BaseException as exc:
             code = 1
             with contextlib.suppress(BaseException):
-                os.write(w, f"{type(exc).__name__}: {exc}".encode()[:4000])
+                _write_all(w, b"\x01" + f"{type(exc).__name__}: {exc}".encode()[:4000])
         finally:
             os._exit(code)
     os.close(w)
     try:
-        yield
+        yield out
     finally:
-        with os.fdopen(r, "rb") as fh:
-            message = fh.read(4000).decode(errors="replace")
+        with os.fdopen(r, "rb") as fh:  # read to the end before waiting: the child may block
+            answer = fh.read(_MAX_ANSWER)
         status = os.waitpid(pid, 0)[1]
-    if os.waitstatus_to_exitcode(status) != 0:
+    if os.waitstatus_to_exitcode(status) != 0 or answer[:1] != b"\x00":
+        detail = answer[1:].decode(errors="replace") if answer[:1] == b"\x01" else ""
         raise ExportError("writing the image's directories failed"
-                          + (f": {message}" if message else f" (status {status})"),
+                          + (f": {detail}" if detail else f" (status {status})"),
                           remedy="run the export again; report it if it persists")
+    out.append(answer[1:])
+
+
+_MAX_ANSWER = 64 * 1024 * 1024
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def publish(fd: int, tmp: Path, target: Path) -> None:

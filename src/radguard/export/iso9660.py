@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import fcntl
 import itertools
+import json
 import os
 import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 __all__ = ["HEAD_SECTORS", "MAX_FILE", "SECTOR", "Directories", "ExtentWriter", "IsoFile",
            "create_image", "finish_image", "reserve", "sectors", "volume_label"]
@@ -312,15 +314,16 @@ class Directories:
 
     A directory's size depends only on the names in it (9.1: a record's length is that of its
     identifier), so :meth:`plan` can reserve the path tables and every directory before the
-    files' extents are all known. That lets an export write the directories below the root
-    (:meth:`write_subtrees`, thousands of them) in another process while the files of the root
-    (DICOMDIR, README.TXT, manifest) are still being made; :meth:`finish` then writes the two
-    root directories, the path tables and the volume descriptors.
+    files' extents are all known. That lets an export plan and write the directories below the
+    root and the path tables (:meth:`write_below_root`, thousands of directories) in another
+    process while the files of the root (DICOMDIR, README.TXT, manifest) are still being made;
+    :meth:`finish` then writes the two root directories and the volume descriptors.
     """
 
     def __init__(self, rels: Sequence[str], dirs: list[_Dir], tables: list[tuple[int, int, int]],
-                 area: tuple[int, int], when: datetime):
+                 area: tuple[int, int], when: datetime, *, tables_written: bool = False):
         self.rels, self.dirs, self.tables, self.area, self.when = rels, dirs, tables, area, when
+        self.tables_written = tables_written
 
     @classmethod
     def plan(cls, fd: int, rels: Sequence[str], when: datetime | None = None) -> Directories:
@@ -363,6 +366,58 @@ class Directories:
                 data = b"".join(_directory(d, j, stamp, by_rel) for d in self.dirs[1:])
                 os.pwrite(fd, data, self.dirs[1].extent[j] * SECTOR)
 
+    def _write_tables(self, fd: int) -> None:
+        for j in (0, 1):
+            _size, l_at, m_at = self.tables[j]
+            for big, at in ((False, l_at), (True, m_at)):
+                os.pwrite(fd, _path_table(self.dirs, j, big), at * SECTOR)
+        self.tables_written = True
+
+    def write_below_root(self, fd: int, files: Sequence[IsoFile]) -> Directories:
+        """Write the directories below the roots and the path tables; return what
+        :meth:`finish` still needs (the roots and their entries only: small enough to hand to
+        another process)."""
+        self.write_subtrees(fd, files)
+        self._write_tables(fd)
+        return self.root_only()
+
+    def root_only(self) -> Directories:
+        """The two roots with their entries only, after :meth:`write_below_root`."""
+        root = self.dirs[0]
+        flat = {id(c): _Dir(c.name, None, extent=list(c.extent), size=list(c.size))
+                for c in root.dirs.values()}
+        top = _Dir("", None, dirs={n: flat[id(c)] for n, c in root.dirs.items()},
+                   files=list(root.files), number=1, extent=list(root.extent),
+                   size=list(root.size))
+        top.sorted = [[(ident, flat[id(c)] if isinstance(c, _Dir) else c)
+                       for ident, c in _children(root, bool(j))] for j in (0, 1)]
+        return Directories(self.rels, [top], self.tables, self.area, self.when,
+                           tables_written=True)
+
+    def to_json(self) -> bytes:
+        """:meth:`root_only` as JSON (handed from the process that wrote the directories)."""
+        top = self.root_only().dirs[0]
+
+        def entry(ident: bytes, c: _Dir | str) -> list[Any]:
+            return [ident.hex(), c] if isinstance(c, str) else [ident.hex(), c.extent, c.size]
+
+        return json.dumps({
+            "rels": list(self.rels), "tables": self.tables, "area": self.area,
+            "when": self.when.isoformat(), "extent": top.extent, "size": top.size,
+            "children": [[entry(i, c) for i, c in _children(top, bool(j))] for j in (0, 1)],
+        }).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Directories:
+        d = json.loads(data)
+        top = _Dir("", None, number=1, extent=list(d["extent"]), size=list(d["size"]))
+        top.sorted = [[(bytes.fromhex(e[0]), e[1] if len(e) == 2 else
+                        _Dir("", None, extent=list(e[1]), size=list(e[2]))) for e in kids]
+                      for kids in d["children"]]
+        return cls(d["rels"], [top], [tuple(t) for t in d["tables"]],
+                   tuple(d["area"]), datetime.fromisoformat(d["when"]),
+                   tables_written=True)
+
     def finish(self, fd: int, files: Sequence[IsoFile], label: str) -> int:
         """Check ``files`` (exactly the planned file IDs, extents inside the data and apart),
         write the roots, the path tables and the volume descriptors; return the image size. The
@@ -383,9 +438,8 @@ class Directories:
         root = self.dirs[0]
         for j in (0, 1):
             os.pwrite(fd, _directory(root, j, stamp, by_rel), root.extent[j] * SECTOR)
-            _size, l_at, m_at = self.tables[j]
-            for big, at in ((False, l_at), (True, m_at)):
-                os.pwrite(fd, _path_table(self.dirs, j, big), at * SECTOR)
+        if not self.tables_written:
+            self._write_tables(fd)
         space = sectors(end)
         os.ftruncate(fd, space * SECTOR)
         label = volume_label(label)

@@ -244,12 +244,16 @@ class _Job:
                     isos.append(IsoFile(pf.rel, p.staged.offset // SECTOR, e.size))
                 else:
                     isos.append(copy_extent(pack, p.staged.offset, fd, pf.rel, e.size))
-            # the directories depend on the names only: planned now, those below the root
-            # written by another process while the root's files are made
-            dirs = Directories.plan(fd, [f.rel for f in isos] + [
-                "DICOMDIR", *self.text_names(), MANIFEST, SIGNATURE])
-            below = tuple(isos)
-            with beside(lambda: dirs.write_subtrees(fd, below)):
+            # the directories depend on the names only: planned and written (all but the two
+            # roots) by another process while this one makes the root's files
+            rels = [f.rel for f in isos] + ["DICOMDIR", *self.text_names(), MANIFEST, SIGNATURE]
+            below, image_path = tuple(isos), str(path)
+
+            def directories() -> bytes:
+                own = os.open(image_path, os.O_RDWR)  # own open file: reserve()'s flock
+                return Directories.plan(own, rels).write_below_root(own, below).to_json()
+
+            with beside(directories) as planned:
                 dicomdir = build_dicomdir(leaves)
                 if self.recipients is not None:
                     f, d = add_envelope(fd, "DICOMDIR", dicomdir, self.recipients)
@@ -266,6 +270,7 @@ class _Job:
                                          False))
                 body, sig = self.manifest(plan, entries).signed(self.signer)
                 isos += [add_bytes(fd, MANIFEST, body), add_bytes(fd, SIGNATURE, sig)]
+            dirs = Directories.from_json(planned[0])
             size = dirs.finish(fd, isos, self.options.label)
             _check_fits(size, self.options.media, target)
             publish(fd, path, target)
