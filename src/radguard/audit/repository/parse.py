@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import threading
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from lxml import etree
 
@@ -163,10 +163,10 @@ def _code_of(elem: etree._Element) -> str | None:
 
 
 def _event_fields(event: etree._Element | None) -> tuple[object, ...]:
-    """``(event_time, event_id, action, outcome, description, type_codes)`` of the
-    EventIdentification element (``None``: all unknown)."""
+    """``(EventDateTime text, event_id, action, outcome, description, type codes)`` of the
+    EventIdentification element (``None``: all unknown), before :func:`_finish`."""
     if event is None:
-        return None, None, None, None, None, ()
+        return None, None, None, None, None, []
     eid = desc = None
     types: list[str] = []
     for child in event:
@@ -180,10 +180,10 @@ def _event_fields(event: etree._Element | None) -> tuple[object, ...]:
             desc = child
     get = event.get
     outcome = get("EventOutcomeIndicator", "")
-    return (_when(get("EventDateTime")), _code_of(eid) if eid is not None else None,
+    return (get("EventDateTime"), _code_of(eid) if eid is not None else None,
             (get("EventActionCode") or "")[:1] or None,
             int(outcome) if outcome.isdigit() and len(outcome) < 4 else None,
-            (desc.text or "")[:1000] if desc is not None else None, _uniq(types))
+            (desc.text or "")[:1000] if desc is not None else None, types)
 
 
 #: The fields :func:`_fields` returns, in :class:`ParsedMessage` order (from ``event_time`` on).
@@ -193,11 +193,27 @@ FIELD_NAMES = ("event_time", "source_id", "event_id", "action", "outcome", "desc
 _NO_FIELDS: tuple[object, ...] = (None, None, None, None, None, None, (), (), (), (), (), (), (),
                                   (), False)
 
+#: Attributes :func:`_raw_fields` reads other than by copying their value into its result (it
+#: compares them, or falls back on another attribute when they are empty). The template cache
+#: (:mod:`.template`) never lets a message differ from its template in these.
+BRANCHING_ATTRIBUTES = frozenset({
+    "csd-code", "code", "codeSystem", "UserIsRequestor", "ParticipantObjectTypeCode",
+    "ParticipantObjectTypeCodeRole", "EventOutcomeIndicator", "EventActionCode"})
+#: Elements whose text :func:`_raw_fields` reads other than by copying (cut to a length).
+BRANCHING_TEXT = frozenset({"EventOutcomeDescription"})
 
-def _fields(root: etree._Element) -> tuple[object, ...]:
+
+def _raw_fields(root: etree._Element) -> tuple[object, ...]:
     """The searched and evaluated fields of an AuditMessage tree (any conformance), read in one
-    pass over the root's children (PS3.15 A.5.1: event, participants, source, objects), as a
-    tuple in :data:`FIELD_NAMES` order (no dict per message)."""
+    pass over the root's children (PS3.15 A.5.1: event, participants, source, objects), before
+    :func:`_finish`: value lists as read (not yet de-duplicated or cut), EventDateTime and
+    AuditSourceID as their attribute text.
+
+    Contract used by the template cache (:mod:`.template`): every attribute value and element
+    text this function reads is either copied whole into its result or is named in
+    :data:`BRANCHING_ATTRIBUTES` / :data:`BRANCHING_TEXT`; all the work on values is done by
+    :func:`_finish`.
+    """
     users: list[str] = []
     requestors: list[str] = []
     req_nodes: list[str] = []
@@ -252,12 +268,25 @@ def _fields(root: etree._Element) -> tuple[object, ...]:
                 event = child
         elif tag == "AuditSourceIdentification" and source is None:
             source = child
-    when, event_id, action, outcome, description, types = _event_fields(event)
     source_id = source.get("AuditSourceID") if source is not None else None
-    nodes.append(source_id or "")
-    return (when, (source_id or "")[:255] or None, event_id, action, outcome, description, types,
-            _uniq(users), _uniq(requestors), _uniq(req_nodes), _uniq(nodes), _uniq(patients),
-            _uniq(studies), _uniq(dests), media_dest)
+    return (*_event_fields(event), source_id, users, requestors, req_nodes, nodes, patients,
+            studies, dests, media_dest)
+
+
+def _finish(raw: tuple[Any, ...]) -> tuple[object, ...]:
+    """:func:`_raw_fields`' result as the fields of :data:`FIELD_NAMES`."""
+    (when, event_id, action, outcome, description, types, source_id, users, requestors,
+     req_nodes, nodes, patients, studies, dests, media_dest) = raw
+    return (_when(when), (source_id or "")[:255] or None, event_id, action, outcome,
+            description, _uniq(types), _uniq(users), _uniq(requestors), _uniq(req_nodes),
+            _uniq([*nodes, source_id or ""]), _uniq(patients), _uniq(studies), _uniq(dests),
+            media_dest)
+
+
+def _fields(root: etree._Element) -> tuple[object, ...]:
+    """The searched and evaluated fields of an AuditMessage tree, as a tuple in
+    :data:`FIELD_NAMES` order (no dict per message)."""
+    return _finish(_raw_fields(root))
 
 
 _LOCAL = threading.local()
@@ -336,7 +365,7 @@ def parse_message(
                               f"the first {len(raw)} octets are kept")
         fields = _NO_FIELDS
     else:
-        validity, reason, fields = parse_msg(raw[header.msg_offset:])
+        validity, reason, fields = _template.parse_msg_cached(raw[header.msg_offset:])
     problem = header.problem
     if problem is not None or (header.rfc5424 and header.msgid not in ACCEPTED_MSGIDS):
         notes = [problem] if problem else []
@@ -350,5 +379,9 @@ def parse_message(
 
 
 _new_parsed = tuple.__new__
+
+# at the end: .template imports this module's names
+import radguard.audit.repository.template as _template  # noqa: E402
+
 if ParsedMessage._fields[9:] != FIELD_NAMES:  # pragma: no cover - a definition error
     raise AssertionError("FIELD_NAMES must follow ParsedMessage's field order")
