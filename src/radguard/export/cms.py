@@ -22,6 +22,7 @@ import functools
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
@@ -170,7 +171,7 @@ class _HashingWriter:
         self.sha = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.dst.write(data)
         self.sha.update(data)
         self.size += len(data)
@@ -209,6 +210,18 @@ class EnvelopeHead:
         return cls(prefix, cek, iv, size, len(prefix) + ct_len)
 
 
+_LOCAL = threading.local()
+
+
+def _buffer() -> memoryview:
+    """This thread's ciphertext buffer (:data:`CHUNK` + one block, as ``update_into`` needs),
+    written out before the next chunk is encrypted into it (a forked worker gets its own copy)."""
+    buf: memoryview | None = getattr(_LOCAL, "buffer", None)
+    if buf is None:
+        buf = _LOCAL.buffer = memoryview(bytearray(CHUNK + 16))
+    return buf
+
+
 def envelope_body(head: EnvelopeHead, src: BinaryIO, dst: BinaryIO, *,
                   hash_content: bool = False) -> Digests:
     """Write the envelope of ``head``: its prefix, then ``head.size`` bytes of ``src`` through
@@ -223,6 +236,7 @@ def envelope_body(head: EnvelopeHead, src: BinaryIO, dst: BinaryIO, *,
     out.write(head.prefix)
     plain = hashlib.sha256() if hash_content else None
     enc = Cipher(algorithms.AES(head.cek), modes.CBC(head.iv)).encryptor()  # keeps partial blocks
+    buf = _buffer()
     seen = 0
     while True:
         chunk = src.read(CHUNK)
@@ -231,7 +245,7 @@ def envelope_body(head: EnvelopeHead, src: BinaryIO, dst: BinaryIO, *,
         seen += len(chunk)
         if plain is not None:
             plain.update(chunk)
-        out.write(enc.update(chunk))
+        out.write(buf[:enc.update_into(chunk, buf)])  # no new 1 MiB object per chunk
     if seen != head.size:
         raise EnvelopeError(f"expected {head.size} bytes, read {seen}",
                             remedy="the file changed during the export; run the export again")
