@@ -200,6 +200,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="time each tool this many times, alternating (the fastest run counts; "
                              "every run is listed)")
+    parser.add_argument("--verify", default=None,
+                        help="tools whose output the verifier checks (default: every tool timed); "
+                             "e.g. --verify radguard keeps a locked run short")
     args = parser.parse_args()
     if args.quick:
         args.files, args.target_mb = 60, 10
@@ -223,10 +226,12 @@ def main() -> int:
                                "system": round(system, 2), "exit": code, "outputs": produced,
                                "load_before": round(load, 2), "stderr_tail": err if code else ""})
     results: dict[str, dict[str, Any]] = {}
+    checked = args.verify.split(",") if args.verify is not None else tools
     for tool in tools:
         best = min(runs[tool], key=lambda r: float(str(r["seconds"])))
         seconds = float(str(best["seconds"]))
-        check = verify(OUTPUTS / tool, corpus)
+        check: dict[str, Any] = verify(OUTPUTS / tool, corpus) if tool in checked else {
+            "outputs": best["outputs"], "files_with_findings": "not verified", "findings": {}}
         results[tool] = {**best, "cpu_seconds": round(float(str(best["user"])) +
                                                       float(str(best["system"])), 2),
                          "files_per_second": round(len(corpus) / seconds, 1),
@@ -238,7 +243,8 @@ def main() -> int:
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for tool, r in results.items():
         ratio = f"{r['files_per_second'] / base:.2f}x" if base else "-"
-        found = ", ".join(f"{k} {v}" for k, v in sorted(r["findings"].items())) or "none"
+        found = ", ".join(f"{k} {v}" for k, v in sorted(r["findings"].items())) or (
+            "none" if tool in checked else "-")
         lines.append(f"| {tool} | {r['seconds']} | {r['cpu_seconds']} ({r['user']} + "
                      f"{r['system']}) | {r['files_per_second']} | {ratio} | {r['load_before']} | "
                      f"{r['outputs']} | {r['files_with_findings']} | {found} |")
