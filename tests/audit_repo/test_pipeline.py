@@ -23,7 +23,7 @@ from radguard.audit.repository import Validity, parse_message, verify
 from radguard.audit.repository.chain import FIELDS, GENESIS, hash_tail, record_hash
 from radguard.audit.repository.pipeline import from_wire, prepare_batch, prepare_wire
 from radguard.audit.repository.receivers import Received
-from radguard.audit.repository.records import prepare, record_values
+from radguard.audit.repository.records import _sqlite_text, prepare, record_values
 from radguard.audit.syslog import octet_counted
 from radguard.store.models_audit import AuditRecord
 
@@ -46,6 +46,9 @@ def test_prepared_messages_rebuild_exactly_and_hash_as_the_chain_defines() -> No
         m = parse_message(raw, transport="tcp", peer="10.0.0.9", received_at=NOW)
         p = prepare(m)
         assert p.message() == m  # the detector sees what the slow path saw
+        # times stored as SQLAlchemy's SQLite DateTime text, formatted once per time
+        assert p.row[0] == _sqlite_text(m.received_at)
+        assert p.row[6] == _sqlite_text(m.event_time)
         assert list(p.terms) == list(dict.fromkeys(m.terms))
         # the split hash (tail in the worker, id + previous in the writer) is the chain's hash
         values = (41, *record_values(m))

@@ -95,7 +95,15 @@ def from_wire(items: Sequence[Received], blob: bytes) -> list[Prepared]:
 
 
 def warm() -> None:
-    """Worker initializer: compile the schema once, before the first message."""
+    """Worker initializer: compile the schema once, before the first message; then move
+    everything loaded so far (modules, schema) out of the garbage collector's generations
+    (``gc.freeze``): a worker's collections then walk only its own short-lived objects."""
+    import gc
+
+    from radguard.audit.repository.template import schema_slots
     from radguard.audit.schema import _relaxng
 
     _relaxng()
+    schema_slots()
+    gc.collect()
+    gc.freeze()

@@ -87,10 +87,32 @@ def record_values(m: ParsedMessage) -> tuple[Any, ...]:
 
 def prepare(m: ParsedMessage) -> Prepared:
     """Everything about ``m`` the writer needs that does not depend on its place in the chain
-    (runs in the parse workers)."""
+    (runs in the parse workers).
+
+    Each time is formatted once: the hash input takes ``isoformat(timespec="microseconds")``
+    (what :func:`.chain.hash_tail` does with a datetime, so passing the text hashes the same
+    octets) and, for a UTC time of a four-digit year, the stored SQLite text is the same digits
+    with a space for the ``T`` and without the offset (:func:`_sqlite_text`)."""
     values = record_values(m)
-    row = (_sqlite_time(values[0]), *values[1:6], _sqlite_text(values[6]), *values[7:], m.raw)
-    return Prepared(row, hash_tail(values, m.raw), m)
+    received, event = _iso_time(values[0]), values[6]
+    event_iso = None if event is None else event.isoformat(timespec="microseconds")
+    row = (received[1], *values[1:6], _sqlite_from_iso(event, event_iso), *values[7:], m.raw)
+    return Prepared(row, hash_tail((received[0], *values[1:6], event_iso, *values[7:]), m.raw),
+                    m)
+
+
+def _sqlite_from_iso(value: datetime | None, iso: str | None) -> str | None:
+    if value is None or iso is None:
+        return None
+    if value.tzinfo is UTC and value.year >= 1000:
+        return f"{iso[:10]} {iso[11:26]}"
+    return _sqlite_text(value)
+
+
+@lru_cache(maxsize=1024)
+def _iso_time(value: datetime) -> tuple[str, str | None]:
+    """``(hash text, SQLite text)`` of an arrival time (cached: a read's messages share it)."""
+    return value.isoformat(timespec="microseconds"), _sqlite_text(value)
 
 
 class RecordWriter:
@@ -196,10 +218,6 @@ def _sqlite_text(value: datetime | None) -> str | None:
     if utc.year >= 1000:
         return utc.isoformat(" ", "microseconds")[:26]
     return utc.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-#: Arrival times, cached: the messages of one read share theirs.
-_sqlite_time = lru_cache(maxsize=1024)(_sqlite_text)
 
 
 def _cut(value: str | None, limit: int) -> str | None:
