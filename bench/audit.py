@@ -191,18 +191,18 @@ def bench_radguard(rates: list[int], seconds: float, frames: list[bytes],
         proc.wait(120)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and its children alive now (from /proc)."""
+def _cpu_split(pid: int) -> tuple[float, float]:
+    """User + system CPU of ``pid`` and of its children alive now (from /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    pids = [pid]
+    children: list[int] = []
     with contextlib.suppress(OSError):
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    for p_ in pids:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    out = [0.0, 0.0]
+    for i, p_ in [(0, pid)] + [(1, c) for c in children]:
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{p_}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+            out[i] += (int(fields[11]) + int(fields[12])) / tick
+    return out[0], out[1]
 
 
 def bench_burst(n: int, frames: list[bytes], workers: int = 2) -> dict[str, object]:
@@ -217,22 +217,33 @@ def bench_burst(n: int, frames: list[bytes], workers: int = 2) -> dict[str, obje
                             stderr=(home / "serve.err").open("wb"), cwd=ROOT)
     try:
         wait_port(port)
-        time.sleep(1.0)  # workers spawned and warm
         db = sqlite3.connect(f"file:{home / 'radguard.db'}?mode=ro", uri=True)
         count = lambda: db.execute("SELECT coalesce(max(id), 0) FROM audit_records").fetchone()[0]  # noqa: E731
+        # warm-up: the parse workers are spawned by the first chunk; their start-up (imports,
+        # schema compilation) is not per-message work, so it is kept out of the figures
+        warm = len(frames)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"".join(frames))
+        while count() < warm:
+            time.sleep(0.02)
+        time.sleep(1.0)
+        base = count()
         data = b"".join(frames[i % len(frames)] for i in range(n))
-        cpu0, t0 = _cpu_seconds(proc.pid), time.time()
+        split0, t0 = _cpu_split(proc.pid), time.time()
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(data)
         deadline = t0 + 600
-        while count() < n and time.time() < deadline:
+        while count() - base < n and time.time() < deadline:
             time.sleep(0.02)
         wall = time.time() - t0
-        cpu = _cpu_seconds(proc.pid) - cpu0
-        stored = count()
+        split = [a - b for a, b in zip(_cpu_split(proc.pid), split0, strict=True)]
+        cpu = sum(split)
+        stored = count() - base
         row = {"target": "burst", "sent": n, "stored": stored, "lost": n - stored,
                "wall_s": round(wall, 2), "stored_per_s": round(stored / wall),
                "cpu_us_per_msg": round(cpu / max(1, stored) * 1e6, 1),
+               "main_us_per_msg": round(split[0] / max(1, stored) * 1e6, 1),
+               "workers_us_per_msg": round(split[1] / max(1, stored) * 1e6, 1),
                "load": os.getloadavg()[0]}
         print(json.dumps(row), flush=True)
         return row
