@@ -81,6 +81,8 @@ _TOP_ATTENTION = COLLECTED_TAGS | _SPECIAL_TAGS
 _PLAIN_VRS = VALID_VRS - _REF_VRS - {b"SQ", b"UN"}
 """VRs of values the walk skips unread unless their tag or group asks for a look."""
 _VR_LONG = {vr: vr in LONG_LENGTH_VRS for vr in VALID_VRS}
+_VR_TEXT = {vr: vr.decode("ascii") for vr in VALID_VRS}
+"""VRs as the text ValueRef holds (decoded once, not per element)."""
 """Explicit VR header shape: True 4-byte length (PS3.5 7.1.2), False 2-byte; absent: invalid VR."""
 
 
@@ -213,7 +215,9 @@ class _Walker:
                 self._problem("malformed", f"unexpected delimiter ({group:04X},{elem:04X}) in a data "
                               "set", pos)
                 raise Stop
-            if tag <= last_tag:
+            if tag > last_tag:
+                last_tag = tag
+            else:
                 if top and group < 0x0008 and last_tag >> 16 >= 0x0008:
                     return pos  # something that looks like a new data set: trailing data
                 self._disorder(tag, last_tag, (last_vpos, last_length), vpos, length, pos)
@@ -226,8 +230,6 @@ class _Walker:
             if group_end is not None and group != group_end[0]:
                 self._check_group(group_end, pos)
                 group_end = None
-            if tag > last_tag:
-                last_tag = tag
             last_vpos = vpos
             last_length = length
             if length == UNDEFINED:
@@ -316,12 +318,15 @@ class _Walker:
         group = tag >> 16
         interesting = (
             (group & 1 and (tag & 0xFFFF) >= 0x1000)
-            or vr in (b"UN", b"OB", b"OW", b"OD", b"OF", b"OL", b"OV")
+            or vr in _REF_VRS
             or tag in (ENCAPSULATED_DOCUMENT, TRAILING_PADDING)
         )
         if interesting and length and len(st.refs) < MAX_REFS and group != 0x0002:
-            st.refs.append(ValueRef(tag, vr.decode("ascii", "replace"), vpos, length,
-                                    self.src.read_at(vpos, min(HEAD, length)), depth, st.inflated))
+            buf = self.buf  # the source's bytes when in memory: the slice read_at would make
+            head = buf[vpos : vpos + min(HEAD, length)] if buf is not None \
+                else self.src.read_at(vpos, min(HEAD, length))
+            st.refs.append(ValueRef(tag, _VR_TEXT.get(vr) or vr.decode("ascii", "replace"), vpos,
+                                    length, head, depth, st.inflated))
 
     def _undefined(self, tag: int, vr: bytes, vpos: int, end: int, depth: int, pos: int) -> int:
         if tag == PIXEL_DATA and depth == 0:
