@@ -91,23 +91,28 @@ class _Flusher:
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.queue: queue.SimpleQueue[tuple[StagedWrites, int, str]] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[tuple[StagedWrites, list[tuple[int, str]]]] = \
+            queue.SimpleQueue()
         for i in range(FLUSH_THREADS):
             threading.Thread(target=self._run, name=f"radguard-fdatasync-{i}", daemon=True).start()
 
     def _run(self) -> None:
         while True:
-            owner, fd, tmp = self.queue.get()
-            error: OSError | None = None
-            try:
-                os.fdatasync(fd)
-            except OSError as exc:
-                error = exc
-            owner._flushed(tmp, error)
+            owner, group = self.queue.get()
+            results: list[tuple[str, OSError | None]] = []
+            for fd, tmp in group:
+                try:
+                    os.fdatasync(fd)
+                    results.append((tmp, None))
+                except OSError as exc:
+                    results.append((tmp, exc))
+            owner._flushed(results)
 
 
 FLUSH_THREADS = 2
 """``fdatasync`` threads per process: concurrent calls share the file system's journal commits."""
+FLUSH_GROUP = 4
+"""Staged files handed to the flusher at a time (one thread wake-up per group, not per file)."""
 _FLUSHER: list[_Flusher] = []
 
 
@@ -122,8 +127,9 @@ class StagedWrites:
     """The outputs of one batch, each made durable before it is named: same guarantee as
     :func:`write_atomic`, without the caller waiting on the disk file by file.
 
-    :meth:`stage` writes a temporary file and queues it to this process's ``fdatasync`` threads
-    (:class:`_Flusher`), so the disk works while the caller de-identifies the next files.
+    :meth:`stage` writes a temporary file and queues it (in groups of :data:`FLUSH_GROUP`) to
+    this process's ``fdatasync`` threads (:class:`_Flusher`), so the disk works while the caller
+    de-identifies the next files.
     :meth:`commit` waits until every staged file has been flushed (the guarantee: each file's data
     are on disk), and only then renames the flushed ones into place. A file is reported done only
     after :meth:`commit` says it is durable and named; the folders are fsynced by
@@ -133,6 +139,7 @@ class StagedWrites:
 
     def __init__(self) -> None:
         self._staged: list[tuple[int, str, str | os.PathLike[str]]] = []
+        self._group: list[tuple[int, str]] = []
         self._done: dict[str, OSError | None] = {}
         self._cond = threading.Condition()
 
@@ -153,16 +160,24 @@ class StagedWrites:
                 os.unlink(tmp)
             raise
         self._staged.append((fd, tmp, dst))
-        _flusher().queue.put((self, fd, tmp))
+        self._group.append((fd, tmp))
+        if len(self._group) >= FLUSH_GROUP:
+            self._hand_over()
         return tmp
 
-    def _flushed(self, tmp: str, error: OSError | None) -> None:
+    def _hand_over(self) -> None:
+        if self._group:
+            group, self._group = self._group, []
+            _flusher().queue.put((self, group))
+
+    def _flushed(self, results: list[tuple[str, OSError | None]]) -> None:
         with self._cond:
-            self._done[tmp] = error
+            self._done.update(results)
             self._cond.notify_all()
 
     def _wait(self, staged: list[tuple[int, str, str | os.PathLike[str]]]) -> dict[str, OSError | None]:
         """Wait until the flusher is done with every staged descriptor; close them."""
+        self._hand_over()
         with self._cond:
             self._cond.wait_for(lambda: len(self._done) >= len(staged))
             done, self._done = self._done, {}

@@ -155,8 +155,8 @@ def deidentify_path(src: str, dst: str, options: DeidOptions, limits: ReadLimits
                     staging: StagedWrites | None = None) -> FileDeidReport:
     """:func:`deidentify_file` on path strings, without silencing pydicom: the caller does (a
     batch wraps all its files in one :func:`quiet_pydicom`)."""
-    with contextlib.suppress(OSError):
-        if os.path.samefile(src, dst):  # raises when dst does not exist (the usual case)
+    with contextlib.suppress(OSError):  # os.stat raises when dst does not exist (the usual case)
+        if os.path.samestat(os.stat(dst), os.stat(src)):
             return _refuse(src, "deid.output-is-input", "the output would overwrite the input",
                            "choose an --out folder outside the input", severity=Severity.HIGH)
     try:
