@@ -18,6 +18,8 @@ PUBLIC_IDENTITY_KEYS = frozenset({"study_uid", "series_uid", "sop_instance_uid",
 """Identity keys that may leave the process (UIDs); patient values and hashes never do."""
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 """``json.dumps(x, ensure_ascii=False)`` without building an encoder per call (once per file)."""
+_JSON_CHUNK = 256
+"""Files per piece of :meth:`MediumReport.iter_json` (one write each; memory stays bounded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +108,10 @@ class MediumReport:
         head = self.to_dict(with_files=False)
         text = json.dumps(head, indent=2, ensure_ascii=False)
         yield text[: text.rindex("}")].rstrip() + ',\n  "files": ['
-        for i, f in enumerate(self.files):
-            yield ("\n    " if i == 0 else ",\n    ") + f.json_line()
+        files = self.files
+        for start in range(0, len(files), _JSON_CHUNK):  # a few hundred lines per piece
+            lines = [f.json_line() for f in files[start : start + _JSON_CHUNK]]
+            yield ("\n    " if start == 0 else ",\n    ") + ",\n    ".join(lines)
         yield "\n  ]\n}\n"
 
     def to_dict(self, *, with_files: bool = True) -> dict[str, Any]:
