@@ -222,3 +222,29 @@ def test_split_messages_reads_journal_lines_and_single_documents() -> None:
     line = syslog(one_line(accessed("a", 1)[0]))
     assert split_messages(line + b"\n" + line + b"\n") == [line, line]
     assert len(split_messages(accessed("a", 1)[0].to_xml())) == 1
+
+
+def test_event_id_dispatch_gives_the_alerts_of_evaluating_every_rule() -> None:
+    # Detector skips rules whose match requires other EventIDs; on mixed traffic that fires
+    # most rules it must raise exactly what evaluating every rule on every record raises.
+    from tests.audit_repo.messages import every_a53_message
+
+    from radguard.audit.repository.detect import required_event_ids
+
+    traffic = (accessed("alice", 60) + login_failures("bob", 15) + list(
+        every_a53_message().values()) + [transferred("UNKNOWN9", when=at(3)),
+                                         transferred("ARCHIVE2", when=at(4)),
+                                         builders.instances_accessed(
+                                             user="eve", station="ws1", patient_ids=["HT-0001"],
+                                             study_uids=[f"{STUDY}7"], when=at(5))]) * 2
+    parsed = [parse_message(syslog(m), transport="tcp", peer="10.0.0.5", received_at=T0)
+              for m in traffic]
+    fast = Detector(builtin_pack(), CTX)
+    every = Detector(builtin_pack(), CTX)
+    every._for_event = lambda _event_id: every.evaluators  # type: ignore[method-assign]
+    alerts = replay(fast, parsed)
+    assert [a.to_dict() for a in alerts] == [a.to_dict() for a in replay(every, parsed)]
+    assert len({a.rule_id for a in alerts}) >= 4
+    assert required_event_ids("r", {"any": [{"event_id": "1"}, {"event_id": ["2", 3]}]}) == {
+        "1", "2", "3"}
+    assert required_event_ids("r", {"any": [{"event_id": "1"}, {"outcome": [0]}]}) is None

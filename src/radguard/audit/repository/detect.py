@@ -19,7 +19,7 @@ bounded: at most :data:`MAX_SUBJECTS` subjects per rule (least recently seen dro
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -29,6 +29,7 @@ from radguard.audit.repository.rules import (
     Context,
     Rule,
     RulePack,
+    _strs,
     honeytokens,
     unknown_destinations,
 )
@@ -239,6 +240,22 @@ EVALUATORS: dict[str, type[Evaluator]] = {
 """Rule kind -> evaluator class (the one registry of kinds)."""
 
 
+def required_event_ids(rule_id: str, spec: Any) -> frozenset[str] | None:
+    """The EventIDs a record must have to match a rule's ``match`` mapping, ``None`` when any
+    may: the ``event_id`` condition (conditions are all required), else the union over the
+    branches of ``any`` when every branch has one."""
+    if not isinstance(spec, Mapping):
+        return None
+    if "event_id" in spec:
+        return _strs(rule_id, "event_id", spec["event_id"])
+    branches = spec.get("any")
+    if isinstance(branches, list) and branches:
+        needs = [required_event_ids(rule_id, b) for b in branches]
+        if all(n is not None for n in needs):
+            return frozenset().union(*(n for n in needs if n is not None))
+    return None
+
+
 class Detector:
     """Evaluates a rule pack (or some of its rules) over a stream of records."""
 
@@ -251,13 +268,27 @@ class Detector:
         self.evaluators = [EVALUATORS[r.kind](r, self.ctx) for r in pack.rules
                            if (wanted is None or r.id in wanted) and r.id not in off]
         self.latest: datetime | None = None
+        self._needs = [required_event_ids(ev.rule.id, ev.rule.params.get("match", {}))
+                       for ev in self.evaluators]
+        self._by_event: dict[str | None, list[Evaluator]] = {}
+
+    def _for_event(self, event_id: str | None) -> list[Evaluator]:
+        """The evaluators a record with ``event_id`` can concern, in pack order: a rule whose
+        ``match`` requires other EventIDs cannot match it (its matcher would say no)."""
+        found = self._by_event.get(event_id)
+        if found is None:
+            found = [ev for ev, needs in zip(self.evaluators, self._needs, strict=True)
+                     if needs is None or event_id in needs]
+            if len(self._by_event) < 4096:
+                self._by_event[event_id] = found
+        return found
 
     def observe(self, msg: ParsedMessage, record_id: int) -> list[Alert]:
         """Feed one stored record; return the alerts it raises. Unreadable records are skipped
         (they carry no fields) except by rules matching on ``validity``."""
         self.latest = msg.time if self.latest is None else max(self.latest, msg.time)
         out: list[Alert] = []
-        for ev in self.evaluators:
+        for ev in self._for_event(msg.event_id):
             if ev.kind == "silence":
                 if msg.source_id or msg.validity.readable:
                     ev.observe(msg, record_id)
