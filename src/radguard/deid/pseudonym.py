@@ -15,7 +15,6 @@ import base64
 import datetime as dt
 import hmac
 import re
-import uuid
 from collections.abc import Mapping
 
 __all__ = ["Pseudonymizer"]
@@ -50,7 +49,7 @@ class Pseudonymizer:
             raw = bytearray(self._mac("uid", original)[:16])
             raw[6] = (raw[6] & 0x0F) | 0x80  # version 8
             raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122/9562 variant
-            cached = f"2.25.{uuid.UUID(bytes=bytes(raw)).int}"
+            cached = f"2.25.{int.from_bytes(raw, 'big')}"  # the UUID's integer (PS3.5 B.2)
             if len(self._uids) < 200_000:
                 self._uids[original] = cached
         return cached
