@@ -20,7 +20,7 @@ from tests.audit_repo.messages import (
 )
 
 from radguard.audit.repository import parse as parse_module
-from radguard.audit.repository import template
+from radguard.audit.repository import slots, template
 from radguard.audit.repository.parse import Validity, parse_msg
 
 ODD_VALUES = [
@@ -105,17 +105,17 @@ def test_sure_datatype_patterns_are_accepted_by_libxml2() -> None:
               f"{rnd.randrange(60):02d}" + rnd.choice(["", ".5", ".123456", ".000000001"])
               + rnd.choice(["", "Z", "+00:00", "-13:59", "+05:30"])).encode()
         b64 = base64.b64encode(rnd.randbytes(rnd.randrange(1, 40)))
-        assert template._SURE_DATETIME.fullmatch(dt) and template._SURE_BASE64.fullmatch(b64)
-        assert template._libxml2_ok((dt,), (b64,)), (dt, b64)
+        assert slots._SURE_DATETIME.fullmatch(dt) and slots._SURE_BASE64.fullmatch(b64)
+        assert slots.libxml2_ok((dt,), (b64,)), (dt, b64)
     for value in ODD_VALUES:  # the quick patterns never accept what libxml2 refuses
-        if template._SURE_DATETIME.fullmatch(value):
-            assert template._libxml2_ok((value,), ()), value
-        if template._SURE_BASE64.fullmatch(value) and value:
-            assert template._libxml2_ok((), (value,)), value
+        if slots._SURE_DATETIME.fullmatch(value):
+            assert slots.libxml2_ok((value,), ()), value
+        if slots._SURE_BASE64.fullmatch(value) and value:
+            assert slots.libxml2_ok((), (value,)), value
 
 
 def test_only_unconstrained_schema_slots_are_free() -> None:
-    free_attrs, free_text, checked_attrs, checked_text = template.schema_slots()
+    free_attrs, free_text, checked_attrs, checked_text = slots.schema_slots()
     assert {"UserID", "ParticipantObjectID", "AuditSourceID"} <= free_attrs
     # enumerations and booleans are never free; neither are codes (extraction branches on them)
     assert not {"EventOutcomeIndicator", "UserIsRequestor", "NetworkAccessPointTypeCode",

@@ -100,7 +100,7 @@ def warm() -> None:
     (``gc.freeze``): a worker's collections then walk only its own short-lived objects."""
     import gc
 
-    from radguard.audit.repository.template import schema_slots
+    from radguard.audit.repository.slots import schema_slots
     from radguard.audit.schema import _relaxng
 
     _relaxng()

@@ -37,7 +37,7 @@ inside attribute values and character data. XML 1.0 reads such characters litera
 2.4, 3.3.3), so M' is well-formed and its tree is M's tree with those values replaced. RELAX NG
 validation depends on attribute values and texts only through datatype tests: for a free slot
 every test the schema can apply accepts any string, and a checked slot's content is tested with
-the same libxml2 datatype (a one-element RELAX NG document, :func:`_checked_ok`); so M' is valid
+the same libxml2 datatype (:func:`.slots.checked_ok`); so M' is valid
 exactly as M is. Its fields are :func:`.parse._raw_fields` of that tree, which copies the free
 values it reads and branches only on fixed ones: the template records where each probe landed
 and substitutes M''s contents there (verified on M itself when the template is made), then
@@ -48,19 +48,16 @@ sample message and on hostile variants of the slot contents.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
-from functools import cache
-from importlib import resources
 from operator import itemgetter
 from typing import Any
 
 from lxml import etree
 
 import radguard.audit.repository.parse as _parse
-from radguard.audit.schema import SCHEMA_FILE
+from radguard.audit.repository.slots import checked_ok, schema_slots
 
-__all__ = ["clear", "parse_msg_cached", "schema_slots"]
+__all__ = ["clear", "parse_msg_cached"]
 
 #: Messages above this size always take the full path (the cache is for the common small ones).
 MAX_CACHED = 64 * 1024
@@ -75,91 +72,8 @@ _DECLS = frozenset(
 _TEXT = re.compile(rb'>([^<>&"]+)<')
 _BAD_ATTR = re.compile(rb"[\x00-\x1f<&]|\xef\xbf[\xbe\xbf]")
 _BAD_TEXT = re.compile(rb"[\x00-\x08\x0b-\x1f<&]|\xef\xbf[\xbe\xbf]")
-#: Strings every conforming XSD validator accepts (XML Schema Part 2, 3.2.7 dateTime: year
-#: 1000-9999, days that exist in that month in every year (February 29 is left to libxml2),
-#: hour 00-23, minute and second 00-59, offset up to 13:59; 3.2.16 base64Binary: canonical
-#: groups of four, padding bits zero). Others are tested by libxml2 itself (:func:`_checked_ok`);
-#: test_template checks both agree.
-_SURE_DATETIME = re.compile(
-    rb"[1-9][0-9]{3}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
-    rb"|(?:0[13578]|1[02])-31)T(?:[01][0-9]|2[0-3])"
-    rb":[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,12})?(?:Z|[+-](?:0[0-9]|1[0-3]):[0-5][0-9])?")
-_SURE_BASE64 = re.compile(
-    rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?")
-_PROBE_MARK = "\u2063"  # INVISIBLE SEPARATOR: a valid XML character, never expected in audit XML
-_RNG = "{http://relaxng.org/ns/structure/1.0}"
-_XSD = "http://www.w3.org/2001/XMLSchema-datatypes"
 _FREE, _FIXED, _DATETIME, _BASE64 = 0, 1, 2, 3
-_CHECKED_ATTRS = {"EventDateTime": "dateTime"}
-_CHECKED_TEXT = {"ParticipantObjectQuery": "base64Binary"}
-
-_CHECK_SCHEMA = (
-    b'<element name="c" xmlns="http://relaxng.org/ns/structure/1.0" '
-    b'datatypeLibrary="http://www.w3.org/2001/XMLSchema-datatypes"><zeroOrMore><choice>'
-    b'<element name="v"><attribute name="a"><data type="dateTime"/></attribute></element>'
-    b'<element name="q"><data type="base64Binary"/></element>'
-    b"</choice></zeroOrMore></element>")
-
-
-# -- what the schema leaves free ------------------------------------------------------------------
-
-
-def _library(node: etree._Element) -> str:
-    at: etree._Element | None = node
-    while at is not None:
-        lib = at.get("datatypeLibrary")
-        if lib is not None:
-            return str(lib)
-        at = at.getparent()
-    return ""
-
-
-def _kind(pattern: etree._Element) -> str | None:
-    """``"free"`` for ``text`` or a built-in string/token datatype without parameters, the XSD
-    type name for an XSD ``data`` without parameters, ``None`` for anything else."""
-    if pattern.tag == _RNG + "text":
-        return "free"
-    if pattern.tag != _RNG + "data" or len(pattern):
-        return None
-    lib, kind = _library(pattern), pattern.get("type")
-    if lib == "" and kind in ("string", "token"):
-        return "free"
-    return kind if lib == _XSD else None
-
-
-@cache
-def schema_slots() -> tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]:
-    """From the schema file: attribute names and element names (text) that any string satisfies
-    in every definition, and the checked attribute and element names whose every definition is
-    their XSD type of :data:`_CHECKED_ATTRS` / :data:`_CHECKED_TEXT`. All empty (no cache) when
-    the schema uses a construct this analysis does not cover."""
-    data = resources.files("radguard").joinpath(SCHEMA_FILE).read_bytes()
-    root = etree.fromstring(data, parser=etree.XMLParser(no_network=True, resolve_entities=False,
-                                                         remove_comments=True))
-    none: frozenset[str] = frozenset()
-    nothing = (none, none, none, none)
-    if any(root.iter(_RNG + "anyName", _RNG + "nsName", _RNG + "name", _RNG + "include",
-                     _RNG + "externalRef")):
-        return nothing
-    attrs: dict[str, set[str | None]] = {}
-    texts: dict[str, set[str | None]] = {}
-    for node in root.iter(_RNG + "attribute", _RNG + "element"):
-        name = node.get("name")
-        if name is None:
-            return nothing
-        children = [c for c in node if isinstance(c.tag, str)]
-        if node.tag == _RNG + "attribute":
-            attrs.setdefault(name, set()).add(
-                "free" if not children else _kind(children[0]) if len(children) == 1 else None)
-        else:
-            texts.setdefault(name, set()).add(_kind(children[0]) if len(children) == 1 else None)
-    free_attrs = frozenset(n for n, kinds in attrs.items() if kinds == {"free"})
-    free_text = frozenset(n for n, kinds in texts.items() if kinds == {"free"})
-    checked_attrs = frozenset(n for n, t in _CHECKED_ATTRS.items() if attrs.get(n) == {t})
-    checked_text = frozenset(n for n, t in _CHECKED_TEXT.items() if texts.get(n) == {t})
-    return free_attrs, free_text, checked_attrs, checked_text
-
-
+_PROBE_MARK = "\u2063"  # INVISIBLE SEPARATOR: a valid XML character, never expected in audit XML
 # -- cutting a message ----------------------------------------------------------------------------
 
 
@@ -201,38 +115,6 @@ def _join(msg: bytes, attrs: list[bytes], texts: list[bytes]) -> bytes:
         if i < len(texts):
             out.append(b">" + texts[i] + b"<")
     return b"".join(out)
-
-
-# -- checked values -------------------------------------------------------------------------------
-
-_CHECK_LOCK = threading.Lock()
-
-
-@cache
-def _checker() -> etree.RelaxNG:
-    return etree.RelaxNG(etree.fromstring(_CHECK_SCHEMA,
-                                          parser=etree.XMLParser(no_network=True)))
-
-
-def _checked_ok(datetimes: tuple[bytes, ...], base64: tuple[bytes, ...]) -> bool:
-    """Whether every value passes its XSD datatype as libxml2's RELAX NG validator tests it
-    (values already free of markup characters)."""
-    sure_dt, sure_b64 = _SURE_DATETIME.fullmatch, _SURE_BASE64.fullmatch
-    if all(map(sure_dt, datetimes)) and all(map(sure_b64, base64)):
-        return True
-    return _libxml2_ok(datetimes, base64)
-
-
-def _libxml2_ok(datetimes: tuple[bytes, ...], base64: tuple[bytes, ...]) -> bool:
-    """:func:`_checked_ok` by libxml2: a one-element document of the values, validated."""
-    doc = b"".join((b"<c>", *(b'<v a="' + v + b'"/>' for v in datetimes),
-                    *(b"<q>" + v + b"</q>" for v in base64), b"</c>"))
-    try:
-        root = etree.fromstring(doc, parser=_parse._reused_parser())
-    except etree.XMLSyntaxError:
-        return False
-    with _CHECK_LOCK:
-        return bool(_checker().validate(root))
 
 
 # -- templates ------------------------------------------------------------------------------------
@@ -314,7 +196,7 @@ class _Group:
         except UnicodeDecodeError:
             return None
         datetimes, b64 = self.datetimes(values), self.b64(values)
-        if (datetimes or b64) and not _checked_ok(datetimes, b64):
+        if (datetimes or b64) and not checked_ok(datetimes, b64):
             return None
         raw = variant.raw(values)
         return None if raw is None else _parse._finish(raw)
