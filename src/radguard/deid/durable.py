@@ -106,6 +106,8 @@ class _Flusher:
                     results.append((tmp, None))
                 except OSError as exc:
                     results.append((tmp, exc))
+                except BaseException as exc:  # never leave a waiting commit without an answer
+                    results.append((tmp, OSError(f"fdatasync failed: {type(exc).__name__}")))
             owner._flushed(results)
 
 
