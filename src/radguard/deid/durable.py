@@ -11,6 +11,7 @@ programs' included.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
 import tempfile
@@ -107,7 +108,7 @@ class _Flusher:
                 except OSError as exc:
                     results.append((tmp, exc))
                 except BaseException as exc:  # never leave a waiting commit without an answer
-                    results.append((tmp, OSError(f"fdatasync failed: {type(exc).__name__}")))
+                    results.append((tmp, OSError(errno.EIO, f"fdatasync failed: {type(exc).__name__}")))
             owner._flushed(results)
 
 
