@@ -142,3 +142,12 @@ def test_public_surface_is_explicit() -> None:
 
     for name in repository.__all__:
         assert hasattr(repository, name), name
+
+
+def test_lean_header_differs_only_in_what_is_not_stored() -> None:
+    raw = (b'<85>1 2025-11-28T10:00:00.5Z pacs1 dcm4chee 42 IHE+RFC-3881 '
+           b'[origin ip="10.0.0.1"] \xef\xbb\xbf<AuditMessage/>')
+    full, lean = parse_header(raw), parse_header(raw, full=False)
+    assert full.timestamp and full.structured_data
+    assert lean == full._replace(timestamp=None, structured_data=None)
+    assert _parse(raw).hostname == "pacs1" and _parse(raw).msgid == "IHE+RFC-3881"

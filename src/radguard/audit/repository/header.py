@@ -101,8 +101,11 @@ def _fallback(raw: bytes, problem: str) -> SyslogHeader:
     return SyslogHeader(False, pri, None, None, None, None, None, None, msg, problem)
 
 
-def parse_header(raw: bytes) -> SyslogHeader:
-    """Parse the syslog header of ``raw`` (one complete message, without transport framing)."""
+def parse_header(raw: bytes, *, full: bool = True) -> SyslogHeader:
+    """Parse the syslog header of ``raw`` (one complete message, without transport framing).
+
+    ``full=False`` leaves ``timestamp`` and ``structured_data`` as ``None`` (not decoded): what
+    the repository stores does not include them, and it parses every received message."""
     pri, offset = _read_pri(raw)
     if pri is None:
         return _fallback(raw, "no syslog PRI; message kept as bare MSG")
@@ -123,11 +126,12 @@ def parse_header(raw: bytes) -> SyslogHeader:
     return SyslogHeader(
         rfc5424=True,
         pri=pri,
-        timestamp=_time(stamp),
+        timestamp=_time(stamp) if full else None,
         hostname=_nil(host),
         app_name=_nil(app),
         procid=_nil(procid),
         msgid=_nil(msgid),
-        structured_data=None if structured == b"-" else structured.decode("utf-8", "replace"),
+        structured_data=(None if structured == b"-" or not full
+                         else structured.decode("utf-8", "replace")),
         msg_offset=msg,
     )

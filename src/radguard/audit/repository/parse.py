@@ -358,7 +358,7 @@ def parse_message(
 
     ``truncated_from`` is the full length when the receiver kept only a prefix of ``raw``.
     """
-    header = parse_header(raw)
+    header = parse_header(raw, full=False)  # the SD and TIMESTAMP are not stored
     if truncated_from is not None:
         validity: Validity = Validity.TRUNCATED
         reason: str | None = (f"message of {truncated_from} octets exceeds the receiver limit; "
