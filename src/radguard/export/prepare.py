@@ -68,6 +68,9 @@ class Staged:
     offset: int
     digests: Digests
 
+    def __reduce__(self) -> tuple[type[Staged], tuple[object, ...]]:
+        return Staged, (self.name, self.offset, self.digests)
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -81,6 +84,13 @@ class Prepared:
     transfer_syntax: str = ""
     tail: bytes | None = None
     header: Dataset | None = None
+
+    def __reduce__(self) -> tuple[type[Prepared], tuple[object, ...]]:
+        """Unpickled by the constructor (a frozen slots dataclass otherwise restores its
+        fields through ``dataclasses.fields``, ~20 us per object, in the parent of the
+        workers)."""
+        return Prepared, (self.index, self.outcome, self.staged, self.values,
+                          self.transfer_syntax, self.tail, self.header)
 
 
 class _SourceReader:

@@ -37,6 +37,13 @@ class SelectedFile:
     sop_uid: str
     sop_class: str
 
+    def __reduce__(self) -> tuple[type[SelectedFile], tuple[object, ...]]:
+        """Unpickled by the constructor (a frozen slots dataclass otherwise restores its
+        fields through ``dataclasses.fields``, ~20 us per object, in the parent of the
+        workers)."""
+        return SelectedFile, (self.path, self.size, self.patient_id, self.study_uid,
+                              self.series_uid, self.sop_uid, self.sop_class)
+
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
@@ -44,6 +51,9 @@ class Skipped:
 
     path: str
     reason: str
+
+    def __reduce__(self) -> tuple[type[Skipped], tuple[object, ...]]:
+        return Skipped, (self.path, self.reason)
 
 
 @dataclass(frozen=True)
