@@ -68,8 +68,9 @@ class Selection:
         return sum(f.size for f in self.files)
 
 
-def candidates(inputs: Sequence[Path], skipped: list[Skipped]) -> Iterator[Path]:
-    """Regular files under ``inputs`` (sorted; links and devices are appended to ``skipped``)."""
+def candidates(inputs: Sequence[Path], skipped: list[Skipped]) -> Iterator[tuple[str, int]]:
+    """Regular files under ``inputs`` with their sizes (sorted; links and devices are appended
+    to ``skipped``). One ``lstat`` per file."""
     for top in inputs:
         try:
             st = os.lstat(top)
@@ -82,14 +83,14 @@ def candidates(inputs: Sequence[Path], skipped: list[Skipped]) -> Iterator[Path]
             for root, dirs, names in os.walk(top, followlinks=False):
                 dirs.sort()
                 for name in sorted(names):
-                    path = Path(root) / name
-                    mode = os.lstat(path).st_mode
-                    if stat.S_ISREG(mode):
-                        yield path
+                    path = os.path.join(root, name)
+                    st = os.lstat(path)
+                    if stat.S_ISREG(st.st_mode):
+                        yield path, st.st_size
                     else:
-                        skipped.append(Skipped(str(path), "not a regular file (link or device)"))
+                        skipped.append(Skipped(path, "not a regular file (link or device)"))
         elif stat.S_ISREG(st.st_mode):
-            yield top
+            yield str(top), st.st_size
         else:
             skipped.append(Skipped(str(top), "not a regular file"))
 

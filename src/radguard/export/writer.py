@@ -393,7 +393,7 @@ def _prepare(paths: Sequence[str], skipped: list[Skipped], job: FileJob, workers
             if wb is not None and one.staged is not None:
                 wb.done(one.staged.digests.stored_size)
             if progress:
-                progress(done, len(paths), Path(paths[one.index]).name)
+                progress(done, len(paths), os.path.basename(paths[one.index]))
     files: list[SelectedFile] = []
     by_uid: dict[str, Prepared] = {}
     for p in results:
@@ -447,7 +447,7 @@ def export_media(inputs: Sequence[Path], out: Path, options: ExportOptions, sett
 
     _refuse_existing([out])
     skipped: list[Skipped] = []
-    inputs_found = [(str(p), p.stat().st_size) for p in candidates(inputs, skipped)]
+    inputs_found = list(candidates(inputs, skipped))
     if options.iso:
         for name, size in inputs_found:
             if estimate_size(size) >= MAX_FILE:
