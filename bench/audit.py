@@ -170,14 +170,18 @@ def run_ingest(target: str, rates: list[int], seconds: float, frames: list[bytes
     return rows
 
 
+def _batch_args(batch: int | None) -> list[str]:
+    return [] if batch is None else ["--batch-size", str(batch)]
+
+
 def bench_radguard(rates: list[int], seconds: float, frames: list[bytes],
-                   workers: int = 2) -> list[dict]:
+                   workers: int = 2, batch: int | None = None) -> list[dict]:
     home = Path(tempfile.mkdtemp(prefix="rg-audit-bench-", dir=OUT))
     port = free_port()
     env = {**os.environ, "RADGUARD_HOME": str(home)}
     proc = subprocess.Popen([sys.executable, "-c", "from radguard.cli import main; main()",
                              "audit", "serve", "--tcp",
-                             f"127.0.0.1:{port}", "--batch-size", "5000",
+                             f"127.0.0.1:{port}", *_batch_args(batch),
                              "--parse-workers", str(workers)], env=env,
                             stderr=(home / "serve.err").open("wb"), cwd=ROOT)
     try:
@@ -205,15 +209,16 @@ def _cpu_split(pid: int) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def bench_burst(n: int, frames: list[bytes], workers: int = 2) -> dict[str, object]:
+def bench_burst(n: int, frames: list[bytes], workers: int = 2,
+                batch: int | None = None) -> dict[str, object]:
     """``n`` messages sent at once on one connection (as fast as back-pressure lets them in):
     wall time until all are stored, and CPU per message of the serve process + its workers."""
     home = Path(tempfile.mkdtemp(prefix="rg-audit-burst-", dir=OUT))
     port = free_port()
     env = {**os.environ, "RADGUARD_HOME": str(home)}
     proc = subprocess.Popen([sys.executable, "-c", "from radguard.cli import main; main()",
-                             "audit", "serve", "--tcp", f"127.0.0.1:{port}", "--batch-size",
-                             "5000", "--parse-workers", str(workers)], env=env,
+                             "audit", "serve", "--tcp", f"127.0.0.1:{port}", *_batch_args(batch),
+                             "--parse-workers", str(workers)], env=env,
                             stderr=(home / "serve.err").open("wb"), cwd=ROOT)
     try:
         wait_port(port)
@@ -362,6 +367,8 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--parse-workers", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="passed to audit serve (default: its own default)")
     ap.add_argument("--skip", default="", help="comma list of ingest,rsyslog,search")
     ap.add_argument("--burst", type=int, default=0,
                     help="only send this many messages at once and report CPU per message")
@@ -376,10 +383,11 @@ def main() -> None:
           f"{statistics.mean(map(len, frames)):.0f} octets", flush=True)
     result: dict[str, object] = {"when": datetime.now(UTC).isoformat()}
     if args.burst:
-        result["burst"] = bench_burst(args.burst, frames, args.parse_workers)
+        result["burst"] = bench_burst(args.burst, frames, args.parse_workers, args.batch_size)
         return
     if "ingest" not in skip:
-        result["radguard"] = bench_radguard(rates, args.seconds, frames, args.parse_workers)
+        result["radguard"] = bench_radguard(rates, args.seconds, frames, args.parse_workers,
+                                            args.batch_size)
     if "rsyslog" not in skip:
         result["rsyslog"] = bench_rsyslog(rates, args.seconds, frames)
     if "search" not in skip:

@@ -111,7 +111,7 @@ def serve(
     parse_workers: Annotated[int, typer.Option(help="Processes parsing and validating XML, in "
                                                "chunks of whole reads, ~500 messages "
                                                "(0: a thread).")] = 2,
-    batch_size: Annotated[int, typer.Option(help="Messages per transaction (at most).")] = 5000,
+    batch_size: Annotated[int, typer.Option(help="Messages per transaction (at most).")] = 20000,
     queue_size: Annotated[int, typer.Option(help="Messages queued before TCP/TLS readers "
                                             "wait (back-pressure).")] = 50_000,
     max_message: Annotated[int, typer.Option(help="Largest message kept whole (octets).")
