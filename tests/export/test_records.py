@@ -93,3 +93,26 @@ def test_deidentified_export_records_name_nobody(tmp_path: Path, settings: Setti
     for record in ds.DirectoryRecordSequence:
         if record.DirectoryRecordType == "PATIENT":
             assert str(record.PatientName) not in names - {""}
+
+
+@pytest.mark.parametrize(("name", "rtype"), [("rtplan.dcm", "RT PLAN"), ("rtdose.dcm", "RT DOSE")])
+def test_invented_instance_number_in_worker_made_halves(name: str, rtype: str) -> None:
+    """A leaf record that needs an invented Instance Number is made in the worker as two halves;
+    the writer's record with the number put between them is byte for byte the one pydicom's
+    recorder makes from the header with that number (the former path, still the fallback)."""
+    from radguard.export.dicomdir import Leaf, _leaf, record_tail_halves
+
+    header = pydicom.dcmread(get_testdata_file(name), stop_before_pixels=True)
+    if "InstanceNumber" in header:
+        del header.InstanceNumber
+    halves = record_tail_halves(header, rtype)
+    assert halves is not None and halves[1] is not None
+    values = {0x00080016: header.SOPClassUID, 0x00080018: header.SOPInstanceUID}
+    for index in (1, 12, 345):
+        made = _leaf(Leaf(("DICOM", "IM1"), values, "1.2.840.10008.1.2.1", None, None, halves),
+                     rtype, index)
+        former = _leaf(Leaf(("DICOM", "IM1"), values, "1.2.840.10008.1.2.1", None, header),
+                       rtype, index)
+        assert made == former
+        number = str(index).encode() + (b" " if len(str(index)) % 2 else b"")
+        assert b"\x20\x00\x13\x00IS" + len(number).to_bytes(2, "little") + number in made

@@ -33,7 +33,8 @@ from radguard import __version__
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-__all__ = ["RECORD_TAGS", "Leaf", "build_dicomdir", "display", "record_tail", "record_values"]
+__all__ = ["RECORD_TAGS", "Leaf", "build_dicomdir", "display", "record_tail", "record_tail_halves",
+           "record_values"]
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _NEXT_HEADER = b"\x04\x00\x00\x14UL\x04\x00"  # (0004,1400) UL, length 4
@@ -100,14 +101,15 @@ def display(values: Mapping[int, str], tag: int) -> str:
 class Leaf:
     """One file of the medium: its file ID components, the record values of its header (the text
     of the bytes, :func:`record_values`), its transfer syntax, and for leaf types other than IMAGE
-    the encoded :func:`record_tail`, or the header (no pixel data) when the record needs an
-    invented Instance Number."""
+    the encoded :func:`record_tail`; when the record needs an invented Instance Number, the
+    :func:`record_tail_halves` (or else the header, no pixel data)."""
 
     file_id: tuple[str, ...]
     values: Mapping[int, str]
     transfer_syntax: str
     tail: bytes | None = None
     header: Dataset | None = None
+    halves: tuple[bytes, bytes | None] | None = None
 
 
 def _element(tag: int, value: str, vr: bytes | None = None) -> bytes:
@@ -183,9 +185,53 @@ def record_tail(header: Dataset, rtype: str) -> bytes | None:
     return bytes(fp.getvalue())
 
 
+_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR",
+                       b"UT", b"UV"))
+
+
+def _find_element(data: bytes, tag: int) -> tuple[int, int] | None:
+    """Start and end of the top-level element ``tag`` in ``data`` (Explicit VR Little Endian,
+    elements in tag order, as pydicom's writer makes a record): ``None`` if absent, or if an
+    element of undefined length comes first."""
+    pos = 0
+    while pos + 8 <= len(data):
+        group, elem = struct.unpack_from("<HH", data, pos)
+        if data[pos + 4:pos + 6] in _LONG_VRS:
+            head, length = 12, int.from_bytes(data[pos + 8:pos + 12], "little")
+        else:
+            head, length = 8, int.from_bytes(data[pos + 6:pos + 8], "little")
+        here = group << 16 | elem
+        if here == tag:
+            return pos, pos + head + length
+        if here > tag or length == 0xFFFFFFFF:
+            return None
+        pos += head + length
+    return None
+
+
+def record_tail_halves(header: Dataset, rtype: str) -> tuple[bytes, bytes | None] | None:
+    """:func:`record_tail` for an instance without an Instance Number, made where the header was
+    read (a worker): the Instance Number is invented from the leaf's position in its series,
+    which only the layout of all files gives, so the tail is made with a placeholder and split
+    around it. ``(before, after)``: the number goes between; ``(tail, None)``: the record has no
+    Instance Number; ``None``: not done here (the caller keeps the header)."""
+    filled = copy.copy(header)
+    filled.InstanceNumber = 1
+    tail = record_tail(filled, rtype)
+    if tail is None:
+        return None
+    span = _find_element(tail, INSTANCE_NUMBER)
+    if span is None:
+        return None if tail.find(b"\x20\x00\x13\x00") >= 0 else (tail, None)
+    return tail[:span[0]], tail[span[1]:]
+
+
 def _leaf(leaf: Leaf, rtype: str, index: int) -> bytes:
     tail = leaf.tail
-    if rtype != "IMAGE" and tail is None and leaf.header is not None:
+    if rtype != "IMAGE" and tail is None and leaf.halves is not None:
+        before, after = leaf.halves  # Instance Number invented, as for IMAGE records
+        tail = before if after is None else before + _element(INSTANCE_NUMBER, str(index)) + after
+    elif rtype != "IMAGE" and tail is None and leaf.header is not None:
         filled = copy.copy(leaf.header)
         filled.InstanceNumber = index  # invented, as for IMAGE records
         tail = record_tail(filled, rtype)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from radguard.dicomio import ByteSource, MemorySource, ReadLimits, WalkResult, open_path, walk
 from radguard.export.cms import CHUNK, Digests, EnvelopeHead, Recipients, envelope, envelope_body
-from radguard.export.dicomdir import record_tail, record_values
+from radguard.export.dicomdir import record_tail, record_tail_halves, record_values
 from radguard.export.errors import ExportError
 from radguard.export.iso9660 import ExtentWriter, reserve
 from radguard.export.policy import record_types
@@ -84,13 +84,14 @@ class Prepared:
     transfer_syntax: str = ""
     tail: bytes | None = None
     header: Dataset | None = None
+    halves: tuple[bytes, bytes | None] | None = None
 
     def __reduce__(self) -> tuple[type[Prepared], tuple[object, ...]]:
         """Unpickled by the constructor (a frozen slots dataclass otherwise restores its
         fields through ``dataclasses.fields``, ~20 us per object, in the parent of the
         workers)."""
         return Prepared, (self.index, self.outcome, self.staged, self.values,
-                          self.transfer_syntax, self.tail, self.header)
+                          self.transfer_syntax, self.tail, self.header, self.halves)
 
 
 class _SourceReader:
@@ -213,13 +214,15 @@ def prepare(job: FileJob, item: tuple[int, str]) -> Prepared:
                               "UID", subject=path, remedy="check the de-identification options")
         table, default = record_types()
         rtype = table.get(values[0x00080016], default)
-        header, tail = None, None
+        header, tail, halves = None, None, None
         if rtype != "IMAGE":
             header = _header(content, path)
             if header.get("InstanceNumber"):
                 tail, header = record_tail(header, rtype), None
+            elif (halves := record_tail_halves(header, rtype)) is not None:
+                header = None  # the writer puts the invented number between the halves
         staged = stage_bytes(job, f"{index:07d}", _SourceReader(content), content.size)
         return Prepared(index, outcome, staged, values, result.meta.get(0x00020010, ""), tail,
-                        header)
+                        header, halves)
     finally:
         src.close()

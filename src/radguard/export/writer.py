@@ -153,7 +153,8 @@ class _Job:
             p = self.prepared[pf.source.sop_uid]
             assert p.staged is not None and p.values is not None
             d = p.staged.digests
-            leaves.append(Leaf(pf.file_id, p.values, p.transfer_syntax, p.tail, p.header))
+            leaves.append(Leaf(pf.file_id, p.values, p.transfer_syntax, p.tail, p.header,
+                               p.halves))
             entries.append(Entry(pf.rel, d.stored_size, d.stored_sha256, enveloped,
                                  d.content_size if enveloped else None,
                                  d.content_sha256 if enveloped else None))
