@@ -28,6 +28,10 @@ Usage (from the repository root)::
     uv run python bench/scan.py                 # full size: 20,000 files, ~3 GB, cold + warm
     uv run python bench/scan.py --files 2000    # a tenth of the size (corpus-scan-2000)
     uv run python bench/scan.py --quick         # CI smoke: 200 files, seconds
+    # on a shared machine: warm cache, tools round-robin, this checkout against an earlier one
+    git archive COMMIT src | tar -x -C /tmp/rg-base
+    flock /tmp/bench.lock .venv/bin/python bench/scan.py --cache warm --interleave --repeat 3 \
+        --tools sha256-1p,dcmdump,radguard,radguard-baseline --baseline-src /tmp/rg-base/src
 
 Results: a table on stdout and ``bench/out/scan-results.json`` (or ``--json PATH``).
 """
