@@ -8,8 +8,9 @@ The pipeline keeps what it acknowledged:
    counts what it cannot queue;
 2. a batcher joins whole reads into chunks of about :data:`.pipeline.CHUNK` messages (waiting at
    most ``linger`` seconds for more) and hands each to one of ``parse_workers`` processes
-   (``0``: a thread) without waiting for it: up to ``2 * parse_workers`` chunks are in flight, so
-   both cores parse while the main process receives and writes;
+   (``0``: a thread) without waiting for it: up to ``2 * parse_workers`` chunks plus a
+   transaction's worth are in flight, so both cores parse while the main process receives and
+   writes;
 3. one writer thread takes the parsed chunks *in arrival order*, joins the ones already done up to
    ``batch_size`` messages and appends them in one transaction (:class:`.records.RecordWriter`,
    hash chain computed in a tight loop), then evaluates the detection rules on the stored records
@@ -209,8 +210,12 @@ class RepositoryService:
                                               mp_context=multiprocessing.get_context("spawn"))
                           if workers > 0 else ThreadPoolExecutor(1))
         write_pool = ThreadPoolExecutor(1, thread_name_prefix="audit-writer")
+        # Chunks in flight (parsing or parsed, not yet written): enough for the workers to
+        # prepare a whole next transaction while the writer appends one, so that under a backlog
+        # transactions reach ``batch_size`` (with only 2 per worker they stopped at ~2,500
+        # messages). Bounded: at most ``batch_size`` + 2 chunks per worker messages.
         parsed: asyncio.Queue[_Chunk | None] = asyncio.Queue(
-            2 * max(1, workers))
+            2 * max(1, workers) + max(1, self.config.batch_size // CHUNK))
         batcher = asyncio.create_task(self._batches(pool, parsed))
         writer = asyncio.create_task(self._writes(write_pool, parsed))
         ticker = asyncio.create_task(self._ticks(write_pool))
