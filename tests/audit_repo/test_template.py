@@ -131,3 +131,15 @@ def test_refused_and_invalid_messages_never_become_templates() -> None:
             validity = template.parse_msg_cached(msg)[0]
         assert validity is not Validity.VALID
     assert not template._GROUPS
+
+
+def test_new_shapes_cannot_make_templates_faster_than_the_budget_allows() -> None:
+    from radguard.audit import builders
+
+    shapes = [one_line(builders.instances_accessed(
+        user="u", station="ws1", patient_ids=[f"P{i}" for i in range(k)], study_uids=["1.2.3"]))
+        for k in range(1, 41)]
+    template._BUDGET[0] = template._LEARN_COST  # one template's worth left
+    for msg in shapes + shapes:  # every shape twice: each would become a template
+        assert template.parse_msg_cached(msg) == parse_msg(msg)
+    assert 1 <= len(template._GROUPS) <= 1 + 2 * len(shapes) // template._LEARN_COST

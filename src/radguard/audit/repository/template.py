@@ -60,7 +60,7 @@ from radguard.audit.repository.slots import checked_ok, schema_slots
 __all__ = ["clear", "parse_msg_cached"]
 
 #: Messages above this size always take the full path (the cache is for the common small ones).
-MAX_CACHED = 64 * 1024
+MAX_CACHED = 16 * 1024
 _MAX_GROUPS = 512
 _MAX_VARIANTS = 64
 _MAX_SEEN = 8192
@@ -203,13 +203,17 @@ class _Group:
 
 
 _GROUPS: dict[bytes, _Group] = {}
-_SEEN: dict[bytes, int] = {}
+_SEEN: set[int] = set()
+_LEARN_COST = 8
+_BUDGET_MAX = 256
+_BUDGET = [_BUDGET_MAX]
 
 
 def clear() -> None:
     """Forget every template (tests)."""
     _GROUPS.clear()
     _SEEN.clear()
+    _BUDGET[0] = _BUDGET_MAX
 
 
 def _probe(i: int) -> str:
@@ -347,7 +351,13 @@ def _variant(probed: etree._Element, original: etree._Element, kinds: list[int],
 
 def parse_msg_cached(msg: bytes) -> tuple[_parse.Validity, str | None, tuple[object, ...]]:
     """:func:`.parse.parse_msg` (same result, see the module docstring), from a template when
-    ``msg`` matches one."""
+    ``msg`` matches one.
+
+    Bounded against hostile traffic: shapes seen once are remembered by hash only, at most
+    :data:`_MAX_GROUPS` templates of messages up to :data:`MAX_CACHED` octets are kept, and
+    making a template (three parses) is paid from a budget that the full path refills by one
+    eighth of a template per message, so a stream of ever-new shapes costs at most ~40 % more
+    than the full path alone."""
     if len(msg) > MAX_CACHED:
         return _parse.parse_msg(msg)
     cut = _split(msg)
@@ -360,13 +370,15 @@ def parse_msg_cached(msg: bytes) -> tuple[_parse.Validity, str | None, tuple[obj
         if fields is not None:
             return _parse.Validity.VALID, None, fields
     result = _parse.parse_msg(msg)
-    if result[0] is _parse.Validity.VALID and result[1] is None:
+    _BUDGET[0] = min(_BUDGET[0] + 1, _BUDGET_MAX)
+    if result[0] is _parse.Validity.VALID and result[1] is None and _BUDGET[0] >= _LEARN_COST:
         if group is None:
-            seen = _SEEN.get(key, 0)
-            if seen == 0:
+            mark = hash(key)
+            if mark not in _SEEN:
                 if len(_SEEN) >= _MAX_SEEN:
                     _SEEN.clear()
-                _SEEN[key] = 1
+                _SEEN.add(mark)
                 return result
+        _BUDGET[0] -= _LEARN_COST
         _learn(key, msg, attrs, texts)
     return result
