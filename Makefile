@@ -30,7 +30,7 @@ uv:
 		{ echo "cannot install uv: install it (https://docs.astral.sh/uv/) and run make again" >&2; exit 2; }
 
 install: uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \

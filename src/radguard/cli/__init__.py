@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -84,5 +88,26 @@ _register_optional()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    After the command has returned, a process that has nothing left running (no thread but the
+    main one) runs the exit handlers (``atexit``: logging, multiprocessing, temporary folders),
+    flushes its standard streams and ends with ``os._exit``: the interpreter would otherwise spend
+    0.1-0.15 s freeing every object of a 20,000-file report one by one before exiting, and nothing
+    of that teardown is observable. With another thread still alive the normal exit path runs.
+    """
+    code: int | str | None
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int | str) else 0
+    if threading.active_count() > 1 or isinstance(code, str):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed pipe (e.g. `radguard ... | head`): nothing to flush
+            code = code or 1
+    os._exit(code or 0)
