@@ -12,7 +12,9 @@
 3. Each tool de-identifies the same corpus into its own folder, timed as a whole command (wall
    clock, interpreter start included; and the user and system CPU time of all its processes, which
    moves less than the wall clock on a shared machine), with the 1-minute load average just
-   before. RadGuard runs ``radguard deid IN --out OUT --workers 2``. ``--repeat N`` times every
+   before; before each run the previous output is removed and the file systems synced (``sync``,
+   by this harness), so every tool starts from the same disk state. RadGuard runs
+   ``radguard deid IN --out OUT --workers 2``. ``--repeat N`` times every
    tool N times, alternating; the fastest run of each counts and every run is listed.
 4. After all the timings (so that its load is in none of them), RadGuard's verifier
    (``radguard.deid.verify_file``, two processes) checks every output of each tool's last run
@@ -103,6 +105,11 @@ def run_tool(name: str, out: Path) -> tuple[float, float, float, int, str]:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     warm(name)
+    # Same disk state for every tool: the previous run's output (another tool's, which may not
+    # have flushed it) and its removal are written back before the clock starts, so no tool pays
+    # for another's deferred write-back or freed blocks. The harness does this, never RadGuard.
+    os.sync()
+    time.sleep(1.0)
     env = _env()
     if name == "radguard":
         cmd = [sys.executable, "-c", "from radguard.cli import main; main()", "deid", str(CORPUS),
