@@ -1,6 +1,6 @@
 """The per-file work of an export: walk, judge, (de-identify), envelope, keep the record values.
 
-:func:`prepare` runs on the engine's process pool (:func:`radguard.engine.run_batched`, one process
+:func:`prepare` runs on the engine's process pool (:func:`radguard.engine.run_shared`, one process
 per core), one input file per call:
 
 1. the file is opened once (:func:`radguard.dicomio.open_path`: read into memory up to the bounded

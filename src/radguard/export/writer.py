@@ -3,7 +3,7 @@
 Flow (PS3.15 D.1 / PS3.10 7.4, IHE PDI):
 
 1. every input file is read once, on a process pool over the cores
-   (:func:`radguard.engine.run_batched`, :mod:`radguard.export.prepare`): walked by the bounded
+   (:func:`radguard.engine.run_shared`, :mod:`radguard.export.prepare`): walked by the bounded
    reader, judged, and the same bytes streamed through AES-256-CBC into a CMS envelope, hashing the
    stored bytes on the way (a de-identified file is re-encoded in memory, never written in plain);
    the envelope goes to a private staging folder (mode 0700, beside the target so the final
@@ -14,8 +14,11 @@ Flow (PS3.15 D.1 / PS3.10 7.4, IHE PDI):
 3. per medium: the DICOMDIR is built from the record values and enveloped too (it names
    patients); README.TXT, INDEX.HTM (no patient data when encrypted), the manifest and its
    signature; a folder medium is assembled in its own staging folder that holds only ciphertext and
-   renamed into place; an ISO image gets the small files and its directories appended
-   (:mod:`radguard.export.image`), is fsynced and linked to its name without replacing anything.
+   renamed into place; an ISO image gets its directories (planned from the names and written,
+   all but the roots, by a forked process while this one makes the small files:
+   :class:`radguard.export.iso9660.Directories`, :func:`radguard.export.image.beside`) and the
+   small files appended, is fsynced (its write-out started during step 1,
+   :mod:`radguard.export.writeback`) and linked to its name without replacing anything.
 
 On any failure every staging folder and every medium already written by this run is removed: an
 export is all or nothing. An Export audit message (PS3.15 A.5.3.4: EventID 110106, Destination
