@@ -103,15 +103,25 @@ def run_shared(
 
 def _drive(conns: list[Connection], procs: list[Any], total: int, batch_size: int,
            depth: int) -> Iterator[Any]:
-    """Hand out ranges, collect answers; keep ``depth`` ranges queued at every worker."""
+    """Hand out ranges, collect answers; keep ``depth`` ranges queued at every worker.
+
+    Ranges are ``batch_size`` items long until the last ``2 * depth * workers`` full ranges'
+    worth; from there each is about ``1 / (2 * depth * workers)`` of what remains, down to an
+    eighth of ``batch_size`` (guided scheduling), so that the workers finish within a few small
+    ranges of each other instead of one idling while the other works through its queued full
+    ranges.
+    """
     next_start = 0
     busy = [0] * len(conns)
     index = {id(c): i for i, c in enumerate(conns)}
+    shares = 2 * depth * len(conns)
+    smallest = max(1, batch_size // 8)
 
     def feed(i: int) -> None:
         nonlocal next_start
         while busy[i] < depth and next_start < total:
-            end = min(total, next_start + batch_size)
+            size = min(batch_size, max(smallest, -(-(total - next_start) // shares)))
+            end = min(total, next_start + size)
             try:
                 conns[i].send((next_start, end))
             except OSError:  # the worker is gone: raise what it reported, if anything

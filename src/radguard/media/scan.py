@@ -165,21 +165,29 @@ _IDENTITY_LABELS = (("h_patient_id", "Patient ID/Issuer"), ("h_patient_name", "P
                     ("h_birth_date", "Patient's Birth Date"))
 
 
-def _identity_findings(files: list[FileReport]) -> Iterator[Finding]:
-    """Files of one study must agree on the patient (salted hashes of ID/issuer, name, birth date)."""
-    studies: dict[str, set[tuple[str, str, str]]] = {}
-    for f in files:
-        ident = f.identity
-        study = ident.get("study_uid")
-        if not study or f.kind != "dicom":
-            continue
-        key = (ident.get("h_patient_id", ""), ident.get("h_patient_name", ""),
-               ident.get("h_birth_date", ""))
-        seen = studies.get(study)
-        if seen is None:
-            studies[study] = {key}
-        else:
-            seen.add(key)
+_StudyKeys = dict[str, set[tuple[str, str, str]]]
+
+
+def _add_study_key(studies: _StudyKeys, f: FileReport) -> None:
+    """Note the patient of ``f`` under its study (see :func:`_identity_findings`)."""
+    ident = f.identity
+    study = ident.get("study_uid")
+    if not study or f.kind != "dicom":
+        return
+    key = (ident.get("h_patient_id", ""), ident.get("h_patient_name", ""),
+           ident.get("h_birth_date", ""))
+    seen = studies.get(study)
+    if seen is None:
+        studies[study] = {key}
+    else:
+        seen.add(key)
+
+
+def _identity_findings(studies: _StudyKeys) -> Iterator[Finding]:
+    """Files of one study must agree on the patient (salted hashes of ID/issuer, name, birth date).
+
+    ``studies``: every file's key added with :func:`_add_study_key` (in any order).
+    """
     for study in sorted(s for s, keys in studies.items() if len(keys) > 1):
         keys = studies[study]
         differ = [label for i, (_, label) in enumerate(_IDENTITY_LABELS)
@@ -216,13 +224,22 @@ def scan_medium(path: str | os.PathLike[str], options: ScanOptions | None = None
     engines = Engines.load(options.engines)  # once, before the workers fork (they share it)
     reports: list[FileReport] = []
     total = len(regular)
+    entry_findings: list[Finding] | None = None
+    studies: _StudyKeys = {}
     for report in _run(medium.spec, regular, inspect_opts, engines, options.workers):
         reports.append(report)
+        _add_study_key(studies, report)
+        if entry_findings is None:
+            # The first file is in, so the workers run: the checks of the listing are made now,
+            # in this otherwise waiting process, not serially after the last file.
+            entry_findings = list(_entry_findings(entries))
         if progress is not None:
             progress(len(reports), total, report.path)
+    if entry_findings is None:
+        entry_findings = list(_entry_findings(entries))
     reports.sort(key=lambda r: r.path)
-    medium_findings = [*_entry_findings(entries), *_dicomdir_findings(reports),
-                       *_identity_findings(reports)]
+    medium_findings = [*entry_findings, *_dicomdir_findings(reports),
+                       *_identity_findings(studies)]
     engines_status = engines.status
     verdict = worst([*(r.verdict for r in reports),
                      *(checks.check(f.check_id).verdict for f in medium_findings)])
