@@ -320,3 +320,25 @@ def test_a_file_over_4_gib_is_refused_before_any_work(tmp_path: Path, settings: 
     with pytest.raises(ExportError, match="4 GiB"):
         export(Sources(folder, (), ()), out / "e.iso", settings, iso=True, media="usb")
     assert list(out.iterdir()) == []
+
+
+def test_early_write_out_thread_runs_and_stops(tmp_path: Path) -> None:
+    """The write-out thread (``sync_file_range`` every ``step`` bytes) starts on the first report
+    past the step, leaves the bytes as written and is joined by close()."""
+    from radguard.export.writeback import Writeback
+
+    path = tmp_path / "w.bin"
+    data = random.Random(5).randbytes(3 * 1024 * 1024)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        with Writeback(fd, step=1024 * 1024) as wb:
+            for i in range(3):
+                os.pwrite(fd, data[i << 20:(i + 1) << 20], i << 20)
+                wb.done(1 << 20)
+            started = wb._thread is not None
+        assert wb._thread is None  # joined
+        assert started or wb._call is None  # no sync_file_range here: nothing to start
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data
