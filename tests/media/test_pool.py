@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -73,4 +74,49 @@ def test_stopping_early_stops_the_workers() -> None:
     first = next(gen)
     gen.close()
     assert first[0] in range(5000)
+    assert multiprocessing.active_children() == []
+
+
+# engine.run_streamed: the same pool fed by a producer that is still running (a medium's listing)
+
+
+def _produced(n: int, seen: list[int]) -> Iterator[int]:
+    for i in range(n):
+        seen.append(i)
+        yield i
+
+
+def test_streamed_every_item_once_while_produced() -> None:
+    from radguard.engine.stream import run_streamed
+
+    for n in (0, 1, 63, 64, 65, 1000):  # empty, shorter than a range, exact ranges, many
+        seen: list[int] = []
+        out = list(run_streamed(_square, _produced(n, seen), initializer=_init, initargs=(5,),
+                                workers=2, batch_size=64))
+        assert sorted(r[:2] for r in out) == [(i, i * i + 5) for i in range(n)]
+        assert seen == list(range(n))
+        if n >= 1000:
+            assert len({r[2] for r in out}) == 2 and os.getpid() not in {r[2] for r in out}
+        assert multiprocessing.active_children() == []
+
+
+def _failing_producer() -> Iterator[int]:
+    yield from range(300)
+    raise OSError("listing failed")
+
+
+def test_streamed_errors_stop_the_workers() -> None:
+    from radguard.engine.stream import run_streamed
+
+    with pytest.raises(ValueError, match="bad item 300"):
+        list(run_streamed(_boom, iter(range(1000)), initializer=_init, initargs=(0,), workers=2,
+                          batch_size=16))
+    assert multiprocessing.active_children() == []
+    with pytest.raises(OSError, match="listing failed"):
+        list(run_streamed(_square, _failing_producer(), initializer=_init, initargs=(0,),
+                          workers=2, batch_size=16))
+    assert multiprocessing.active_children() == []
+    with pytest.raises(WorkerDied, match="exit code"):
+        list(run_streamed(_die, iter(range(200)), initializer=_init, initargs=(0,), workers=2,
+                          batch_size=8))
     assert multiprocessing.active_children() == []

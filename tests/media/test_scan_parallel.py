@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from radguard.media import ScanOptions, scan_medium
 from radguard.samples import hostile
 
@@ -39,6 +41,26 @@ def test_two_workers_same_report_as_one(tmp_path: Path) -> None:
     assert "RadGuard_DICOM_PE_Polyglot" in rules["pe_polyglot.dcm"]
     assert "RadGuard_DICOM_ELF_Polyglot" in rules["elf_polyglot.dcm"]
     assert two.counts["files"] == 63 and two.counts["dangerous"] >= 3
+
+
+def test_scanned_while_listed_same_report_and_progress(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder larger than STREAM_FROM is scanned while it is listed: same report, and the
+    progress calls still count 1..total with the final total."""
+    from radguard.media import scan
+
+    medium = _medium(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "link").symlink_to("../clean000.dcm")
+    one = scan_medium(medium, ScanOptions(workers=1, salt=SALT))
+    monkeypatch.setattr(scan, "STREAM_FROM", 4)
+    calls: list[tuple[int, int, str]] = []
+    two = scan_medium(medium, ScanOptions(workers=2, salt=SALT),
+                      progress=lambda done, total, rel: calls.append((done, total, rel)))
+    assert _json(two) == _json(one)
+    assert any(f.check_id == "media.symlink" for f in two.findings)
+    assert [c[:2] for c in calls] == [(i, 63) for i in range(1, 64)]
+    assert sorted(c[2] for c in calls) == sorted(f.path for f in two.files)
 
 
 def test_signature_table_is_cached() -> None:

@@ -36,12 +36,17 @@ class WorkerDied(RadGuardError):
 
 def _serve(conn: Connection, fn: Callable[[Any, T], R], items: Sequence[T],
            initializer: Callable[..., Any], initargs: tuple[Any, ...]) -> None:
-    """Worker loop: answer each ``(start, end)`` with ``(start, True, results)``."""
+    """Worker loop: answer each ``(start, end)`` (a range of the inherited ``items``) or
+    ``(start, [item, ...])`` (items sent with the range, see :mod:`radguard.engine.stream`) with
+    ``(start, True, results)``."""
     try:
         state = initializer(*initargs)
         while (job := conn.recv()) is not _STOP:
             start, end = job
-            conn.send((start, True, [fn(state, items[i]) for i in range(start, end)]))
+            if isinstance(end, int):
+                conn.send((start, True, [fn(state, items[i]) for i in range(start, end)]))
+            else:
+                conn.send((start, True, [fn(state, item) for item in end]))
     except (EOFError, KeyboardInterrupt, BrokenPipeError):
         return
     except BaseException as exc:  # reported to the parent, which raises it

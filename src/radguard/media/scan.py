@@ -215,28 +215,42 @@ def scan_medium(path: str | os.PathLike[str], options: ScanOptions | None = None
     options = options or ScanOptions()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     medium = open_medium(path)
+    listing = _Listing(medium)
     try:
-        entries = list(medium.entries())
+        listing.fill(STREAM_FROM)
+        inspect_opts = InspectOptions(options.limits, options.salt)
+        engines = Engines.load(options.engines)  # once, before the workers fork (they share it)
+        reports: list[FileReport] = []
+        studies: _StudyKeys = {}
+        if listing.done or options.workers <= 1 or medium.spec.kind != "folder":
+            listing.fill(None)
+            results = _run(medium.spec, listing.regular, inspect_opts, engines, options.workers)
+        else:  # a large folder: the workers start while the rest of it is listed
+            results = _run_streamed(medium.spec, listing, inspect_opts, engines, options.workers)
+        backlog = 0  # files in before the listing ended: their progress waits for the total
+        for report in results:
+            reports.append(report)
+            _add_study_key(studies, report)
+            if listing.findings is None and listing.done:
+                # The workers run: the checks of the listing are made now, in this otherwise
+                # waiting process, not serially after the last file.
+                listing.findings = list(_entry_findings(listing.entries))
+            if progress is not None:
+                if not listing.done:
+                    backlog += 1
+                    continue
+                total = len(listing.regular)
+                for i in range(len(reports) - backlog, len(reports) + 1):
+                    progress(i, total, reports[i - 1].path)
+                backlog = 0
     finally:
-        medium.close()
-    regular = [e for e in entries if e.kind == "file"]
-    inspect_opts = InspectOptions(options.limits, options.salt)
-    engines = Engines.load(options.engines)  # once, before the workers fork (they share it)
-    reports: list[FileReport] = []
-    total = len(regular)
-    entry_findings: list[Finding] | None = None
-    studies: _StudyKeys = {}
-    for report in _run(medium.spec, regular, inspect_opts, engines, options.workers):
-        reports.append(report)
-        _add_study_key(studies, report)
-        if entry_findings is None:
-            # The first file is in, so the workers run: the checks of the listing are made now,
-            # in this otherwise waiting process, not serially after the last file.
-            entry_findings = list(_entry_findings(entries))
-        if progress is not None:
-            progress(len(reports), total, report.path)
+        listing.close()
+    if progress is not None and backlog:
+        for i in range(len(reports) - backlog + 1, len(reports) + 1):
+            progress(i, len(listing.regular), reports[i - 1].path)
+    entry_findings = listing.findings
     if entry_findings is None:
-        entry_findings = list(_entry_findings(entries))
+        entry_findings = list(_entry_findings(listing.entries))
     reports.sort(key=lambda r: r.path)
     medium_findings = [*entry_findings, *_dicomdir_findings(reports),
                        *_identity_findings(studies)]
@@ -256,6 +270,80 @@ def scan_medium(path: str | os.PathLike[str], options: ScanOptions | None = None
                 "radguard-media-checks": f"{__version__}/{len(checks.REGISTRY)} checks"},
         radguard_version=__version__,
     )
+
+
+STREAM_FROM = 1024
+"""Folders with more regular files than this are scanned while they are listed."""
+
+
+class _Listing:
+    """A medium's entries, listed on demand (all of them, or while the workers run)."""
+
+    def __init__(self, medium: Medium):
+        self.medium: Medium | None = medium
+        self.entries: list[Entry] = []
+        self.regular: list[Entry] = []
+        self.done = False
+        self.findings: list[Finding] | None = None
+        self._it = medium.entries()
+
+    def fill(self, count: int | None) -> None:
+        """List until ``count`` regular files are known (``None``: to the end)."""
+        if self.done:
+            return
+        for e in self._it:
+            self.entries.append(e)
+            if e.kind == "file":
+                self.regular.append(e)
+                if count is not None and len(self.regular) >= count:
+                    return
+        self.done = True
+        self.close()
+
+    def stream(self) -> Iterator[tuple[str, int, int]]:
+        """The regular files as ``(rel, size, nlink)``, those listed so far first; lists the rest."""
+        known = len(self.regular)
+        for e in self.regular[:known]:
+            yield e.rel, e.size, e.nlink
+        if not self.done:
+            for e in self._it:
+                self.entries.append(e)
+                if e.kind == "file":
+                    self.regular.append(e)
+                    yield e.rel, e.size, e.nlink
+            self.done = True
+            self.close()
+
+    def close(self) -> None:
+        if self.medium is not None:
+            medium, self.medium = self.medium, None
+            medium.close()
+
+
+def _inspect_listed(state: _WorkerState, listed: tuple[str, int, int]) -> _Packed:
+    """:func:`_inspect_packed` for a regular file sent as ``(rel, size, nlink)``."""
+    return _inspect_packed(state, Entry(listed[0], "file", listed[1], listed[2]))
+
+
+def _run_streamed(spec: MediumSpec, listing: _Listing, inspect_opts: InspectOptions,
+                  engines: Engines, workers: int) -> Iterator[FileReport]:
+    """:func:`_run` for a large folder still being listed (:func:`radguard.engine.run_streamed`):
+    the workers start at once, each range of files is sent to them as plain tuples."""
+    from radguard.engine.stream import run_streamed
+
+    collecting = gc.isenabled()
+    try:
+        for packed in run_streamed(_inspect_listed, listing.stream(), initializer=_init_worker,
+                                   initargs=(spec, inspect_opts, engines), workers=workers,
+                                   batch_size=64):
+            if collecting and gc.isenabled():
+                gc.disable()
+            yield _unpack(packed)
+    finally:
+        if collecting:
+            gc.freeze()
+            gc.unfreeze()
+            gc.enable()
 
 
 def _run(spec: MediumSpec, entries: list[Entry], inspect_opts: InspectOptions, engines: Engines,
