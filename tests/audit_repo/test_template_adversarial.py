@@ -412,3 +412,17 @@ def test_a_valid_event_time_at_the_end_of_the_calendar_does_not_raise() -> None:
         b"2025-11-28T10:00:00+00:00", b"9999-12-31T23:59:59-13:59")
     parsed = parse_message(syslog(msg), transport="tcp", peer="p", received_at=WHEN)
     assert parsed.validity is Validity.VALID
+
+
+@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
+    "detect.DistinctEvaluator: msg.time - window overflows for a schema-valid EventDateTime "
+    "in year 1; the writer's detection raises (not the cache's module)"))
+def test_detection_of_a_valid_event_time_in_year_one_does_not_raise() -> None:
+    from radguard.audit.repository.detect import Detector
+    from radguard.audit.repository.rules import builtin_pack
+
+    msg = one_line(_SAMPLES["A.5.3.6 Instances Accessed"]).replace(
+        b"2025-11-28T10:00:00+00:00", b"0001-01-01T00:00:00Z")
+    parsed = parse_message(syslog(msg), transport="tcp", peer="p", received_at=WHEN)
+    assert parsed.validity is Validity.VALID
+    assert isinstance(Detector(builtin_pack()).observe(parsed, 1), list)
