@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from radguard.audit.repository.parse import ParsedMessage
@@ -40,6 +40,25 @@ __all__ = ["EVALUATORS", "MAX_EVENTS", "MAX_SUBJECTS", "Alert", "Detector"]
 MAX_SUBJECTS = 50_000
 MAX_EVENTS = 20_000
 _MAX_IDS = 100
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
+
+
+def _before(when: datetime, span: timedelta) -> datetime:
+    """``when - span``, or the calendar's first instant when that is before year 1 (a valid
+    EventDateTime can be that early)."""
+    try:
+        return when - span
+    except OverflowError:
+        return _FIRST
+
+
+def _after(when: datetime, span: timedelta) -> datetime:
+    """``when + span``, or the calendar's last instant when that is after year 9999."""
+    try:
+        return when + span
+    except OverflowError:
+        return _LAST
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +142,7 @@ class Evaluator:
         return until is not None and when < until
 
     def _alert(self, key: str, when: datetime, ids: Iterable[int], text: str) -> Alert:
-        self.quiet_until[key] = when + self.window
+        self.quiet_until[key] = _after(when, self.window)
         r = self.rule
         return Alert(r.id, r.version, r.severity, when, r.group_by, key,
                      tuple(dict.fromkeys(ids))[-_MAX_IDS:], f"{r.description} {text}".strip(),
@@ -164,7 +183,7 @@ class ThresholdEvaluator(Evaluator):
             events: deque[tuple[datetime, int]] = self._slot(key, deque)
             events.append((msg.time, record_id))
             newest = max(msg.time, events[-1][0])
-            while events and (events[0][0] <= newest - self.window or len(events) > MAX_EVENTS):
+            while events and (events[0][0] <= _before(newest, self.window) or len(events) > MAX_EVENTS):
                 events.popleft()
             if len(events) > self.threshold and not self._quiet(key, msg.time):
                 out.append(self._alert(key, msg.time, (i for _, i in events),
@@ -197,7 +216,7 @@ class DistinctEvaluator(Evaluator):
             for value in values:
                 slot.events.append((msg.time, record_id, value))
                 slot.counts[value] += 1
-            edge = msg.time - self.window
+            edge = _before(msg.time, self.window)
             while slot.events and (slot.events[0][0] <= edge or len(slot.events) > MAX_EVENTS):
                 _, _, gone = slot.events.popleft()
                 slot.counts[gone] -= 1

@@ -130,9 +130,9 @@ def _when(text: str | None) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: a valid xsd:dateTime whose UTC
+        return None  # instant falls outside year 1-9999 (e.g. 9999-12-31T23:59:59-13:59)
 
 
 def _rfc3881_to_dicom(root: etree._Element) -> bool:

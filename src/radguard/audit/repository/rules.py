@@ -140,7 +140,10 @@ def _outside_hours(msg: ParsedMessage, ctx: Context, rule: Rule, ref: Any) -> bo
     if not isinstance(spec, Mapping):
         return False
     days, start, end, zone = hours(spec)
-    when = msg.time.astimezone(zone) if zone else msg.time.astimezone()
+    try:
+        when = msg.time.astimezone(zone) if zone else msg.time.astimezone()
+    except OverflowError:  # an event time at the calendar's edge: judged in UTC
+        when = msg.time
     return when.weekday() not in days or not (start <= when.time() < end)
 
 
