@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 from tests.audit_repo.conftest import LiveRepository
 from tests.audit_repo.messages import (
@@ -122,3 +123,26 @@ def test_stored_time_text_is_what_sqlalchemy_stores() -> None:
                  datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)):
         assert _sqlite_text(when) == when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     assert _sqlite_text(None) is None
+
+
+def test_a_message_that_makes_the_parser_raise_is_kept_raw_and_the_rest_stored(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The writer's fallback when a parse worker failed: a defect in parsing one message (simulated
+    # by making RadGuard's own parser raise for it) must neither lose it nor the others.
+    import radguard.audit.repository.pipeline as pipeline
+
+    samples = _samples()[:4]
+    poison = samples[2]
+    real = pipeline.parse_message
+
+    def flaky(data: bytes, **kw: object) -> object:
+        if data == poison:
+            raise RuntimeError("defect")
+        return real(data, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "parse_message", flaky)
+    out = pipeline.prepare_each([Received(samples, "tcp", "10.0.0.9", 1764331200.0)])
+    assert [p.msg.raw for p in out] == samples
+    assert out[2].msg.validity is Validity.REFUSED
+    assert out[2].msg.reason is not None and "RuntimeError" in out[2].msg.reason
+    assert [p.msg.validity for p in out[:2]] == [Validity.VALID, Validity.VALID]

@@ -29,7 +29,7 @@ from radguard.audit.repository.parse import ParsedMessage, Validity, parse_messa
 from radguard.audit.repository.receivers import Received
 from radguard.audit.repository.records import Prepared, prepare
 
-__all__ = ["CHUNK", "from_wire", "prepare_batch", "prepare_wire", "warm"]
+__all__ = ["CHUNK", "from_wire", "prepare_batch", "prepare_each", "prepare_wire", "warm"]
 
 #: Messages per task sent to a parse worker (at least; reads are never split).
 CHUNK = 500
@@ -50,6 +50,27 @@ def prepare_batch(items: Sequence[Received]) -> list[Prepared]:
             for i, data in enumerate(messages):
                 add(prepare(parse_message(data, transport=transport, peer=peer,
                                           received_at=when, truncated_from=truncated.get(i))))
+    return out
+
+
+def prepare_each(items: Sequence[Received]) -> list[Prepared]:
+    """:func:`prepare_batch` one message at a time, for the writer when a parse worker failed on
+    the chunk: a message whose parsing raises (a defect, not bad input) is stored raw as
+    ``refused`` with the exception's type as the reason, so it is kept, not lost, and the other
+    messages of the chunk are stored as usual."""
+    out: list[Prepared] = []
+    for messages, transport, peer, received, truncated in items:
+        when = datetime.fromtimestamp(received, UTC)
+        for i, data in enumerate(messages):
+            cut = truncated.get(i) if truncated is not None else None
+            try:
+                parsed = parse_message(data, transport=transport, peer=peer, received_at=when,
+                                       truncated_from=cut)
+                out.append(prepare(parsed))
+            except Exception as exc:  # the message is kept whatever failed
+                out.append(prepare(ParsedMessage(
+                    data, when, transport, peer, Validity.REFUSED,
+                    f"internal error while parsing ({type(exc).__name__}); kept raw")))
     return out
 
 

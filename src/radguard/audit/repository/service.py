@@ -58,7 +58,7 @@ from radguard.audit.repository.parse import parse_message
 from radguard.audit.repository.pipeline import (
     CHUNK,
     from_wire,
-    prepare_batch,
+    prepare_each,
     prepare_wire,
     warm,
 )
@@ -305,14 +305,15 @@ class RepositoryService:
 
     async def _parsed(self, pool: Executor, chunk: _Chunk) -> list[Prepared]:
         """The parsed chunk; if its worker failed (crashed process, broken pool) the chunk is
-        parsed again in the writer thread, so received messages are still stored."""
+        parsed again in the writer thread, one message at a time, so received messages are still
+        stored (one that fails again is kept raw as ``refused``)."""
         items, future = chunk
         try:
             return from_wire(items, await future)
         except Exception:
             log.exception("audit repository: a parse worker failed on %d message(s); parsing "
                           "them in the writer", len(items))
-            return await asyncio.get_running_loop().run_in_executor(pool, prepare_batch, items)
+            return await asyncio.get_running_loop().run_in_executor(pool, prepare_each, items)
 
     async def _ticks(self, pool: Executor) -> None:
         loop = asyncio.get_running_loop()
