@@ -1,8 +1,10 @@
 """``media scan``: the verdict on every file of a medium, and on the medium (MITA CSP 1-2015: read
 outside media on an offline PC before anything reaches PACS).
 
-Files are inspected on a process pool (:mod:`radguard.engine`); medium-level checks (DICOMDIR,
-cross-file identity, links, special files) run once all files are in.
+Files are inspected on a process pool (:mod:`radguard.engine`); a large folder is inspected while
+it is still being listed (:func:`radguard.engine.stream.run_streamed`). Medium-level checks
+(DICOMDIR, cross-file identity, links, special files) are made from the whole listing and all the
+files' results; those that need only the listing run while the workers work.
 """
 
 from __future__ import annotations
