@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,35 @@ def test_streamed_errors_stop_the_workers() -> None:
         list(run_streamed(_die, iter(range(200)), initializer=_init, initargs=(0,), workers=2,
                           batch_size=8))
     assert multiprocessing.active_children() == []
+
+
+def _echo(state: object, item: str) -> str:
+    return item
+
+
+@pytest.mark.timeout(60)
+def test_streamed_long_items_do_not_deadlock() -> None:
+    # Ranges of long items (a hostile medium's deep paths) once made the parent block sending to a
+    # worker that was itself blocked sending its results: both waited forever.
+    from radguard.engine.stream import MAX_QUEUED_BYTES, run_streamed
+
+    for length in (3_900, 2 * MAX_QUEUED_BYTES):  # many per range; one alone over the cap
+        items = [f"{i:05d}" + "a" * length for i in range(600)]
+        out = list(run_streamed(_echo, iter(items), initializer=_init, initargs=(0,), workers=2,
+                                batch_size=64))
+        assert sorted(out) == items
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.timeout(120)
+def test_scan_of_a_large_folder_under_very_long_paths_finishes(tmp_path: Path) -> None:
+    from radguard.media import ScanOptions, scan_medium
+    from radguard.media.scan import STREAM_FROM
+
+    deep = tmp_path.joinpath(*(f"{i:02d}" + "d" * 248 for i in range(14)))  # ~3.5 KB relative
+    deep.mkdir(parents=True)
+    for i in range(STREAM_FROM + 80):
+        (deep / f"{i:05d}").write_bytes(b"x")
+    report = scan_medium(tmp_path, ScanOptions(workers=2))
+    assert len(report.files) == STREAM_FROM + 80
+    assert all(f.kind == "other" for f in report.files)

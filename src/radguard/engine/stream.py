@@ -4,7 +4,8 @@
 its own, such as the listing of a large medium (about 0.1 s of ``lstat`` for 20,000 files, which
 ``run_shared`` must finish before it forks). Here the workers are forked first and the parent
 produces the items between answers: each range is sent with its items (pickled; send small,
-plain values), and the workers start on the first range while the parent produces the rest.
+plain values; ranges are cut to :data:`MAX_QUEUED_BYTES`), and the workers start on the first
+range while the parent produces the rest.
 Once the producer is exhausted, ranges shrink towards the end as in ``run_shared`` (guided
 scheduling). Results, errors, worker deaths and shutdown are those of ``run_shared``.
 """
@@ -14,11 +15,19 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, TypeVar
 
 from radguard.engine.shared import _answer, _died, _serve, _shutdown
 
-__all__ = ["run_streamed"]
+__all__ = ["MAX_QUEUED_BYTES", "run_streamed"]
+
+MAX_QUEUED_BYTES = 16 * 1024
+"""Largest range (pickled) sent to a worker that is still busy with another one. The parent never
+waits in ``send`` for a busy worker: that worker may itself be waiting to send its results, which
+the parent reads only between sends (a deadlock seen with 64 paths of 3.5 KB each). A queued range
+this small always fits in the socket's buffer; a bigger one (a single very long item) is sent only
+to a worker that is idle, i.e. reading."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -89,13 +98,18 @@ def _drive(conns: list[Connection], procs: list[Any], source: Iterator[Any], bat
                 return
             else:
                 size = min(batch_size, max(smallest, -(-remaining // shares)))
-            end = next_start + size
+            job = ForkingPickler.dumps((next_start, produced[next_start:next_start + size]))
+            while len(job) > MAX_QUEUED_BYTES and size > 1:  # long items (paths of a hostile
+                size = max(1, size // 2)  # medium): fewer of them per range
+                job = ForkingPickler.dumps((next_start, produced[next_start:next_start + size]))
+            if len(job) > MAX_QUEUED_BYTES and busy[i]:
+                return  # one item alone too big to queue: sent once the worker waits for it
             try:
-                conns[i].send((next_start, produced[next_start:end]))
+                conns[i].send_bytes(job)
             except OSError:  # the worker is gone: raise what it reported, if anything
                 _answer(conns[i], procs[i])
                 raise _died(procs[i]) from None
-            next_start = end
+            next_start += size
             busy[i] += 1
 
     def collect(timeout: float | None) -> Iterator[Any]:
