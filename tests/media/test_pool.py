@@ -153,3 +153,23 @@ def test_scan_of_a_large_folder_under_very_long_paths_finishes(tmp_path: Path) -
     report = scan_medium(tmp_path, ScanOptions(workers=2))
     assert len(report.files) == STREAM_FROM + 80
     assert all(f.kind == "other" for f in report.files)
+
+
+def test_a_scan_stopped_by_an_error_stops_its_workers_and_restores_the_collector(
+        tmp_path: Path) -> None:
+    import gc
+
+    from radguard.media import ScanOptions, scan_medium
+
+    for i in range(2_000):
+        (tmp_path / f"{i:05d}").write_bytes(b"x")
+
+    def progress(i: int, total: int, path: str) -> None:
+        if i == 50:
+            raise KeyboardInterrupt
+
+    assert gc.isenabled()
+    with pytest.raises(KeyboardInterrupt):
+        scan_medium(tmp_path, ScanOptions(workers=2), progress=progress)
+    assert gc.isenabled()
+    assert multiprocessing.active_children() == []

@@ -14,7 +14,7 @@ import os
 import posixpath
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -218,6 +218,7 @@ def scan_medium(path: str | os.PathLike[str], options: ScanOptions | None = None
     started = datetime.now(UTC).isoformat(timespec="seconds")
     medium = open_medium(path)
     listing = _Listing(medium)
+    results: Iterator[FileReport] | None = None
     try:
         listing.fill(STREAM_FROM)
         inspect_opts = InspectOptions(options.limits, options.salt)
@@ -246,6 +247,8 @@ def scan_medium(path: str | os.PathLike[str], options: ScanOptions | None = None
                     progress(i, total, reports[i - 1].path)
                 backlog = 0
     finally:
+        if isinstance(results, Generator):  # on an error: stop the workers, re-enable the GC now
+            results.close()
         listing.close()
     if progress is not None and backlog:
         for i in range(len(reports) - backlog + 1, len(reports) + 1):
