@@ -200,7 +200,11 @@ class StagedWrites:
         returns the error of each temporary file that could not be made durable or renamed (it
         is removed)."""
         staged, self._staged = self._staged, []
-        done = self._wait(staged)
+        try:
+            done = self._wait(staged)
+        except BaseException:  # interrupted while waiting: abort() can still remove them
+            self._staged = staged + self._staged
+            raise
         errors = {tmp: exc for tmp, exc in done.items() if exc is not None}
         for _, tmp, dst in staged:
             if tmp not in errors:
