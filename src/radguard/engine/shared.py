@@ -87,23 +87,30 @@ def run_shared(
         for item in items:
             yield fn(state, item)
         return
-    ctx = multiprocessing.get_context("fork")
     procs: list[Any] = []
     conns: list[Connection] = []
     finished = False
     try:
-        for _ in range(workers):
-            parent, child = ctx.Pipe(duplex=True)
-            proc = ctx.Process(target=_serve, args=(child, fn, items, initializer, initargs),
-                               daemon=True)
-            proc.start()
-            child.close()
-            procs.append(proc)
-            conns.append(parent)
+        _start(workers, (fn, items, initializer, initargs), conns, procs)
         yield from _drive(conns, procs, len(items), batch_size, depth)
         finished = True
     finally:
         _shutdown(conns, procs, graceful=finished)
+
+
+def _start(workers: int, serve_args: tuple[Any, Any, Any, Any], conns: list[Connection],
+           procs: list[Any]) -> None:
+    """Fork ``workers`` processes running :func:`_serve` with ``(fn, items, initializer,
+    initargs)``; append each one's connection and process as it starts (so that the caller's
+    :func:`_shutdown` stops those already started if a later one cannot be)."""
+    ctx = multiprocessing.get_context("fork")
+    for _ in range(workers):
+        parent, child = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=_serve, args=(child, *serve_args), daemon=True)
+        proc.start()
+        child.close()
+        procs.append(proc)
+        conns.append(parent)
 
 
 def _drive(conns: list[Connection], procs: list[Any], total: int, batch_size: int,

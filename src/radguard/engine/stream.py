@@ -12,13 +12,12 @@ scheduling). Results, errors, worker deaths and shutdown are those of ``run_shar
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, TypeVar
 
-from radguard.engine.shared import _answer, _died, _serve, _shutdown
+from radguard.engine.shared import _answer, _died, _shutdown, _start
 
 __all__ = ["MAX_QUEUED_BYTES", "run_streamed"]
 
@@ -56,19 +55,11 @@ def run_streamed(
     WorkerDied
         A worker process ended without answering.
     """
-    ctx = multiprocessing.get_context("fork")
     procs: list[Any] = []
     conns: list[Connection] = []
     finished = False
     try:
-        for _ in range(max(2, workers)):
-            parent, child = ctx.Pipe(duplex=True)
-            proc = ctx.Process(target=_serve, args=(child, fn, (), initializer, initargs),
-                               daemon=True)
-            proc.start()
-            child.close()
-            procs.append(proc)
-            conns.append(parent)
+        _start(max(2, workers), (fn, (), initializer, initargs), conns, procs)
         yield from _drive(conns, procs, iter(items), batch_size, depth)
         finished = True
     finally:
